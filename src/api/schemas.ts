@@ -1,0 +1,54 @@
+import { z } from "zod";
+import { ApiError } from "./errors.ts";
+
+/** Request bodies are JSON whatever the Content-Type says; an empty body means `{}`. */
+export function parseJsonBody(raw: unknown): unknown {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== "string") return raw;
+  if (raw.trim() === "") return {};
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new ApiError("decoding_error", `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+/** Validate with zod; wrong types become 400 decoding_error naming the field. */
+export function decode<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const result = schema.safeParse(parseJsonBody(raw));
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const path = issue.path.length ? issue.path.join(".") : "body";
+  throw new ApiError("decoding_error", `${path}: ${issue.message}`);
+}
+
+export const SessionDescription = z.object({
+  type: z.enum(["offer", "answer"]),
+  sdp: z.string(),
+});
+
+export const TrackObject = z.looseObject({
+  location: z.enum(["local", "remote"]),
+  mid: z.string().optional(),
+  trackName: z.string().optional(),
+  sessionId: z.string().optional(),
+  kind: z.enum(["audio", "video"]).optional(),
+  bidirectionalMediaStream: z.boolean().optional(),
+  simulcast: z.unknown().optional(),
+});
+
+export const SessionsNewBody = z.looseObject({ sessionDescription: SessionDescription.optional() });
+
+export const TracksNewBody = z.looseObject({
+  sessionDescription: SessionDescription.optional(),
+  tracks: z.array(TrackObject).optional(),
+  autoDiscover: z.boolean().optional(),
+});
+
+export const RenegotiateBody = z.looseObject({ sessionDescription: SessionDescription });
+
+export const TracksCloseBody = z.looseObject({
+  tracks: z.array(z.looseObject({ mid: z.string() })),
+  sessionDescription: SessionDescription.optional(),
+  force: z.boolean().optional(),
+});

@@ -1,0 +1,78 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import fastifyStatic from "@fastify/static";
+import { buildApi } from "./api/http.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
+import { AppState } from "./sfu/app-state.ts";
+import type { AppRegistry } from "./sfu/apps.ts";
+import { setListenerErrorReporter } from "./util/signal.ts";
+
+export interface StartOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly apps: AppRegistry<unknown>;
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly apps: AppRegistry<AppState>;
+  readonly metrics: Metrics;
+  close(): Promise<void>;
+}
+
+const WEB_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "web");
+
+/** Wires config → apps → SFU state → HTTP API and listens. Used by the CLI and by tests (port 0). */
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const { config, logger } = opts;
+  const metrics = createMetrics();
+  setListenerErrorReporter((err) => logger.error({ err }, "event listener failed"));
+  const rtc = {
+    listenIp: config.rtc.listenIp,
+    announcedIp: config.rtc.announcedIp,
+    portRange:
+      config.rtc.minPort > 0 ? ([config.rtc.minPort, config.rtc.maxPort] as [number, number]) : undefined,
+  };
+  const apps = opts.apps.withState(
+    (creds) =>
+      new AppState({
+        rtc,
+        timings: config.session,
+        onForwarded: () => metrics.forwardedPackets.inc(),
+        onRetransmit: () => metrics.nackRetransmits.inc(),
+        onError: (err, context) => logger.error({ err, appId: creds.appId, context }, "media path error"),
+      }),
+  );
+  metrics.sessions.addSource((add) => {
+    for (const app of apps.list()) for (const s of app.state.allSessions()) add({ state: s.state });
+  });
+  metrics.tracks.addSource((add) => {
+    for (const app of apps.list())
+      for (const s of app.state.allSessions())
+        for (const t of s.tracks())
+          if (t.location === "local" && t.status === "active") add({ kind: "audio" });
+  });
+
+  const api = buildApi({ apps, logger, metrics });
+  if (existsSync(WEB_ROOT)) api.register(fastifyStatic, { root: WEB_ROOT, prefix: "/" });
+  await api.listen({ host: config.http.host, port: config.http.port });
+  const address = api.server.address();
+  const port = typeof address === "object" && address ? address.port : config.http.port;
+  const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    apps,
+    metrics,
+    close() {
+      closing ??= (async () => {
+        for (const app of apps.list()) app.state.close("server shutting down");
+        await api.close();
+      })();
+      return closing;
+    },
+  };
+}

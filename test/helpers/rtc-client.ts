@@ -1,0 +1,219 @@
+import { Decoder, Encoder } from "@evan/opus";
+import {
+  MediaStreamTrack,
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  type RTCRtpTransceiver,
+  RtpHeader,
+  RtpPacket,
+  useSdesMid,
+} from "werift";
+import type { ApiClient } from "../../src/client/api-client.ts";
+
+/** A werift client peer on loopback. `iceServers: []` keeps it from gathering against public STUN. */
+export function clientPeer(): RTCPeerConnection {
+  return new RTCPeerConnection({
+    iceServers: [],
+    iceUseIpv6: false,
+    iceAdditionalHostAddresses: ["127.0.0.1"],
+    iceInterfaceAddresses: { udp4: "127.0.0.1" },
+    codecs: {
+      audio: [
+        new RTCRtpCodecParameters({
+          mimeType: "audio/opus",
+          clockRate: 48000,
+          channels: 2,
+          payloadType: 111,
+          parameters: "minptime=10;useinbandfec=1",
+        }),
+      ],
+      video: [],
+    },
+    headerExtensions: { audio: [useSdesMid()] },
+  });
+}
+
+export function waitConnected(pc: RTCPeerConnection, timeoutMs = 10_000): Promise<void> {
+  if (pc.connectionState === "connected") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not connected after ${timeoutMs} ms`)), timeoutMs);
+    const { unSubscribe } = pc.connectionStateChange.subscribe((s) => {
+      if (s === "connected") {
+        clearTimeout(timer);
+        unSubscribe();
+        resolve();
+      }
+    });
+  });
+}
+
+/** Encode stereo 48 kHz PCM into 20 ms Opus packets. */
+export function encodeOpus(pcm: Int16Array): Uint8Array[] {
+  const enc = new Encoder({ channels: 2, sample_rate: 48000, application: "audio" });
+  const out: Uint8Array[] = [];
+  for (let i = 0; i + 1920 <= pcm.length; i += 1920) out.push(enc.encode(pcm.subarray(i, i + 1920)).slice());
+  return out;
+}
+
+/** Decode a packet sequence to stereo PCM (a missing packet becomes 20 ms of silence). */
+export function decodeOpus(packets: (Uint8Array | undefined)[]): Int16Array {
+  const dec = new Decoder({ channels: 2, sample_rate: 48000 });
+  const out = new Int16Array(packets.length * 1920);
+  packets.forEach((p, i) => {
+    if (!p) return;
+    const pcm = new Int16Array(dec.decode(p).slice().buffer);
+    out.set(pcm.subarray(0, 1920), i * 1920);
+  });
+  return out;
+}
+
+export interface Publisher {
+  pc: RTCPeerConnection;
+  sessionId: string;
+  trackName: string;
+  mid: string;
+  /** Send packets with consecutive sequence numbers/timestamps, `intervalMs` apart. */
+  send(payloads: Uint8Array[], intervalMs?: number): Promise<RtpPacket[]>;
+  /** Send one raw RTP packet as is. */
+  sendRaw(packet: RtpPacket): void;
+  close(): Promise<void>;
+}
+
+/** Variant 1: push with the client's offer. */
+export async function publishAudio(api: ApiClient, trackName = "mic"): Promise<Publisher> {
+  const pc = clientPeer();
+  const track = new MediaStreamTrack({ kind: "audio" });
+  const tr = pc.addTransceiver(track, { direction: "sendonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  const { sessionId } = await api.newSession();
+  const res = await api.newTracks(sessionId, {
+    sessionDescription: { type: "offer", sdp: pc.localDescription!.sdp },
+    tracks: [{ location: "local", mid: tr.mid!, trackName }],
+  });
+  await pc.setRemoteDescription(res.sessionDescription!);
+  await waitConnected(pc);
+  let seq = 1000;
+  let ts = 5000;
+  return {
+    pc,
+    sessionId,
+    trackName,
+    mid: tr.mid!,
+    async send(payloads, intervalMs = 2) {
+      const sent: RtpPacket[] = [];
+      for (const p of payloads) {
+        const pkt = new RtpPacket(
+          new RtpHeader({
+            payloadType: 111,
+            sequenceNumber: seq,
+            timestamp: ts,
+            ssrc: 0,
+            marker: sent.length === 0,
+          }),
+          Buffer.from(p),
+        );
+        seq = (seq + 1) & 0xffff;
+        ts = (ts + 960) >>> 0;
+        sent.push(pkt.clone());
+        track.writeRtp(pkt);
+        if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
+      }
+      return sent;
+    },
+    sendRaw(packet) {
+      track.writeRtp(packet);
+    },
+    close: () => pc.close(),
+  };
+}
+
+export interface Subscriber {
+  pc: RTCPeerConnection;
+  sessionId: string;
+  mid: string;
+  transceiver: RTCRtpTransceiver;
+  packets: RtpPacket[];
+  /** Resolves when at least `n` packets arrived. */
+  waitFor(n: number, timeoutMs?: number): Promise<RtpPacket[]>;
+  close(): Promise<void>;
+}
+
+function collect(pc: RTCPeerConnection): Pick<Subscriber, "packets" | "waitFor"> {
+  const packets: RtpPacket[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  pc.onTrack.subscribe((track) => {
+    track.onReceiveRtp.subscribe((rtp) => {
+      packets.push(rtp.clone());
+      for (const w of [...waiters]) if (packets.length >= w.n) w.resolve();
+    });
+  });
+  return {
+    packets,
+    waitFor(n, timeoutMs = 10_000) {
+      if (packets.length >= n) return Promise.resolve(packets);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`only ${packets.length} of ${n} packets after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        waiters.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve(packets);
+          },
+        });
+      });
+    },
+  };
+}
+
+/** Variant 3: pull without an offer, answer the server's offer through PUT renegotiate. */
+export async function pullAudio(
+  api: ApiClient,
+  from: { sessionId: string; trackName: string },
+): Promise<Subscriber> {
+  const pc = clientPeer();
+  const got = collect(pc);
+  const { sessionId } = await api.newSession();
+  const res = await api.newTracks(sessionId, {
+    tracks: [{ location: "remote", sessionId: from.sessionId, trackName: from.trackName }],
+  });
+  if (res.tracks[0].errorCode)
+    throw new Error(`pull failed: ${res.tracks[0].errorCode} ${res.tracks[0].errorDescription}`);
+  await pc.setRemoteDescription(res.sessionDescription!);
+  await pc.setLocalDescription(await pc.createAnswer());
+  await api.renegotiate(sessionId, { type: "answer", sdp: pc.localDescription!.sdp });
+  await waitConnected(pc);
+  const mid = res.tracks[0].mid!;
+  return { pc, sessionId, mid, transceiver: pc.getTransceivers()[0], ...got, close: () => pc.close() };
+}
+
+/** Variant 4: pull with the client's own recvonly offer. */
+export async function pullAudioWithOffer(
+  api: ApiClient,
+  from: { sessionId: string; trackName: string },
+): Promise<Subscriber & { answerSdp: string }> {
+  const pc = clientPeer();
+  const got = collect(pc);
+  const tr = pc.addTransceiver("audio", { direction: "recvonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  const { sessionId } = await api.newSession();
+  const res = await api.newTracks(sessionId, {
+    sessionDescription: { type: "offer", sdp: pc.localDescription!.sdp },
+    tracks: [{ location: "remote", sessionId: from.sessionId, trackName: from.trackName }],
+  });
+  if (res.tracks[0].errorCode)
+    throw new Error(`pull failed: ${res.tracks[0].errorCode} ${res.tracks[0].errorDescription}`);
+  await pc.setRemoteDescription(res.sessionDescription!);
+  await waitConnected(pc);
+  return {
+    pc,
+    sessionId,
+    mid: tr.mid!,
+    transceiver: tr,
+    answerSdp: res.sessionDescription!.sdp,
+    ...got,
+    close: () => pc.close(),
+  };
+}
