@@ -1,0 +1,155 @@
+import { readFileSync } from "node:fs";
+import { constants } from "node:os";
+import { type Config, ConfigError, configHelp, loadConfig } from "./config.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { startServer } from "./server.ts";
+import { type AppCredentials, AppRegistry, AppsError, type LoadedApps } from "./sfu/apps.ts";
+
+// close() should finish in well under a second; this only guards against a hang keeping the process alive.
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
+function version(): string {
+  const pkg: unknown = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8"));
+  return typeof pkg === "object" && pkg !== null && "version" in pkg ? String(pkg.version) : "unknown";
+}
+
+function usage(): string {
+  return `patchbay ${version()}: a self-hosted WebRTC SFU speaking the Cloudflare Realtime SFU HTTP API,
+with a WebSocket audio adapter.
+
+Usage: patchbay [--setting value ...]
+
+Every setting is a flag and an environment variable of the same name; flags win over the environment,
+the environment over defaults.
+
+${configHelp()}
+
+  --help, -h     Show this help.
+  --version, -V  Show the version.
+`;
+}
+
+/** A wildcard bind address is not something a browser can open; show loopback instead. */
+function reachableUrl(url: string): string {
+  const u = new URL(url);
+  if (u.hostname === "0.0.0.0") u.hostname = "127.0.0.1";
+  else if (u.hostname === "[::]") u.hostname = "[::1]";
+  return u.origin;
+}
+
+function banner(url: string, apps: AppRegistry<unknown>, created: AppCredentials | undefined): string {
+  const base = reachableUrl(url);
+  const list = apps.list();
+  const first = list[0];
+  const source = apps.source;
+  const lines = [
+    `Patchbay ${version()} is running.`,
+    "",
+    `  Console   ${base}/`,
+    `  Health    ${base}/healthz`,
+    `  Metrics   ${base}/metrics`,
+    `  API base  ${base}/v1/apps/${first.appId}`,
+    "",
+  ];
+  if (source.kind === "default") {
+    lines.push(
+      `  App id    ${first.appId}${created ? "   (new default app)" : ""}`,
+      `  Secret    ${first.secret}`,
+      `            stored in ${source.path} (delete it to get a new id and secret)`,
+    );
+  } else {
+    const where = source.kind === "file" ? `the apps file ${source.path}` : "PATCHBAY_APPS";
+    for (const app of list) lines.push(`  App id    ${app.appId}${app.name ? `   (${app.name})` : ""}`);
+    lines.push(`  Secrets   as configured in ${where} (not printed)`);
+  }
+  const secret = source.kind === "default" ? first.secret : "<secret>";
+  lines.push(
+    "",
+    "  Create a session:",
+    `  curl -X POST -H "Authorization: Bearer ${secret}" ${base}/v1/apps/${first.appId}/sessions/new`,
+    "",
+  );
+  return lines.join("\n");
+}
+
+function signalExitCode(signal: NodeJS.Signals): number {
+  return 128 + (constants.signals[signal] ?? 0);
+}
+
+function handleShutdown(logger: Logger, close: () => Promise<void>): void {
+  let closing = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (closing) {
+      logger.warn({ signal }, "second signal, exiting immediately");
+      process.exit(signalExitCode(signal));
+    }
+    closing = true;
+    logger.info({ signal }, "shutting down");
+    setTimeout(() => {
+      logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, "shutdown timed out, exiting");
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS).unref();
+    close().then(
+      () => {
+        logger.info("stopped");
+        process.exit(0);
+      },
+      (err: unknown) => {
+        logger.error({ err }, "error during shutdown");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+}
+
+async function main(argv: readonly string[]): Promise<number | undefined> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (argv.includes("--version") || argv.includes("-V")) {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig(argv, process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`patchbay: ${err.message}\n`);
+    return 2;
+  }
+  const logger = createLogger(config);
+  let loaded: LoadedApps<undefined>;
+  try {
+    loaded = await AppRegistry.load(config, logger);
+  } catch (err) {
+    if (!(err instanceof AppsError)) throw err;
+    process.stderr.write(`patchbay: ${err.message}\n`);
+    return 2;
+  }
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer({ config, logger, apps: loaded.registry });
+  } catch (err) {
+    const hint =
+      err instanceof Error && "code" in err && err.code === "EADDRINUSE"
+        ? " (choose another --http-port / PATCHBAY_HTTP_PORT)"
+        : "";
+    logger.fatal({ err }, "server failed to start");
+    process.stderr.write(
+      `patchbay: cannot start: ${err instanceof Error ? err.message : String(err)}${hint}\n`,
+    );
+    return 1;
+  }
+  handleShutdown(logger, () => server.close());
+  logger.info({ url: server.url, apps: loaded.registry.list().map((a) => a.appId) }, "listening");
+  process.stdout.write(banner(server.url, loaded.registry, loaded.created));
+  return undefined;
+}
+
+const code = await main(process.argv.slice(2));
+// process.exit, not exitCode: a pretty-log transport worker could otherwise keep a failed start alive.
+if (code !== undefined) process.exit(code);
