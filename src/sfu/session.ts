@@ -142,6 +142,13 @@ export class Session {
     return undefined;
   }
 
+  /** Tracks this session publishes that have not ended. */
+  activeTracks(): Track[] {
+    const out: Track[] = [];
+    for (const e of this.entries) if (e.kind === "local" && !e.track.ended) out.push(e.track);
+    return out;
+  }
+
   tracks(): SessionTrackInfo[] {
     return this.entries.map((e) => {
       const active = e.kind === "local" ? !e.track.ended : !e.closed && !e.track.ended;
