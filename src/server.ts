@@ -2,9 +2,12 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
+import { AdapterManager } from "./adapters/websocket/manager.ts";
 import { buildApi } from "./api/http.ts";
+import { adapterRoutes } from "./api/routes/adapters.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { MediaScheduler, realClock, realTimers } from "./media/scheduler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { AppState } from "./sfu/app-state.ts";
 import type { AppRegistry } from "./sfu/apps.ts";
@@ -56,7 +59,20 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
           if (t.location === "local" && t.status === "active") add({ kind: "audio" });
   });
 
-  const api = buildApi({ apps, logger, metrics });
+  // The one media clock of the process: every adapter's frames are paced by it.
+  const scheduler = new MediaScheduler({
+    clock: realClock,
+    timers: realTimers,
+    onError: (err) => logger.error({ err }, "media tick failed"),
+  });
+  const adapterDeps = { config: config.adapter, scheduler, logger, metrics, now: () => realClock.now() };
+  const managers = new Map(apps.list().map((a) => [a.appId, new AdapterManager(a.state, adapterDeps)]));
+  metrics.adapters.addSource((add) => {
+    for (const m of managers.values())
+      for (const a of m.list()) add({ direction: a.direction, state: a.state });
+  });
+
+  const api = buildApi({ apps, logger, metrics, plugins: [adapterRoutes((appId) => managers.get(appId)!)] });
   if (existsSync(WEB_ROOT)) api.register(fastifyStatic, { root: WEB_ROOT, prefix: "/" });
   await api.listen({ host: config.http.host, port: config.http.port });
   const address = api.server.address();
@@ -69,7 +85,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     metrics,
     close() {
       closing ??= (async () => {
+        for (const m of managers.values()) m.closeAll("server shutting down", 1001);
         for (const app of apps.list()) app.state.close("server shutting down");
+        scheduler.close();
         await api.close();
       })();
       return closing;

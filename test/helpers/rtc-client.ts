@@ -133,22 +133,27 @@ export interface Subscriber {
   mid: string;
   transceiver: RTCRtpTransceiver;
   packets: RtpPacket[];
+  /** performance.now() at each packet's arrival (parallel to `packets`). */
+  times: number[];
   /** Resolves when at least `n` packets arrived. */
   waitFor(n: number, timeoutMs?: number): Promise<RtpPacket[]>;
   close(): Promise<void>;
 }
 
-function collect(pc: RTCPeerConnection): Pick<Subscriber, "packets" | "waitFor"> {
+function collect(pc: RTCPeerConnection): Pick<Subscriber, "packets" | "times" | "waitFor"> {
   const packets: RtpPacket[] = [];
+  const times: number[] = [];
   const waiters: { n: number; resolve: () => void }[] = [];
   pc.onTrack.subscribe((track) => {
     track.onReceiveRtp.subscribe((rtp) => {
       packets.push(rtp.clone());
+      times.push(performance.now());
       for (const w of [...waiters]) if (packets.length >= w.n) w.resolve();
     });
   });
   return {
     packets,
+    times,
     waitFor(n, timeoutMs = 10_000) {
       if (packets.length >= n) return Promise.resolve(packets);
       return new Promise((resolve, reject) => {

@@ -1,0 +1,60 @@
+import type { LookupFunction } from "node:net";
+import WebSocket from "ws";
+
+export type DialResult =
+  | { ok: true; ws: WebSocket }
+  | { ok: false; code: "websocket_handshake_failed" | "websocket_connection_timeout"; description: string };
+
+export interface DialOptions {
+  timeoutMs: number;
+  /** Pin the TCP connection to this (policy-checked) address. */
+  address: string;
+  family: 4 | 6;
+  maxPayload: number;
+  ca?: Buffer;
+}
+
+/**
+ * A plain RFC 6455 client handshake to the endpoint URL exactly as given (path and query untouched: endpoints
+ * authenticate with tokens in the URL). No subprotocol, no compression, redirects not followed.
+ */
+export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
+  return new Promise((resolve) => {
+    const pinned: LookupFunction = (_host, options, cb) => {
+      if ((options as { all?: boolean }).all) cb(null, [{ address: opts.address, family: opts.family }]);
+      else cb(null, opts.address, opts.family);
+    };
+    const ws = new WebSocket(url, {
+      handshakeTimeout: opts.timeoutMs,
+      followRedirects: false,
+      perMessageDeflate: false,
+      maxPayload: opts.maxPayload,
+      lookup: pinned,
+      ca: opts.ca,
+    });
+    ws.binaryType = "nodebuffer";
+    let settled = false;
+    const done = (r: DialResult) => {
+      if (settled) return;
+      settled = true;
+      ws.off("open", onOpen);
+      ws.off("error", onError);
+      resolve(r);
+    };
+    const onOpen = () => done({ ok: true, ws });
+    const onError = (err: Error) => {
+      // After a failed handshake ws emits 'close' too; keep an error listener so nothing is unhandled.
+      ws.on("error", () => {});
+      const timedOut = /handshake has timed out/i.test(err.message);
+      done({
+        ok: false,
+        code: timedOut ? "websocket_connection_timeout" : "websocket_handshake_failed",
+        description: timedOut
+          ? `no WebSocket handshake from ${url.origin} within ${opts.timeoutMs} ms`
+          : `WebSocket handshake with ${url.origin} failed: ${err.message}`,
+      });
+    };
+    ws.on("open", onOpen);
+    ws.on("error", onError);
+  });
+}

@@ -1,0 +1,123 @@
+import { readFileSync } from "node:fs";
+import type { Config } from "../../config.ts";
+import type { Logger } from "../../log.ts";
+import type { MediaScheduler } from "../../media/scheduler.ts";
+import type { Metrics } from "../../metrics.ts";
+import type { AppState } from "../../sfu/app-state.ts";
+import { newId } from "../../sfu/ids.ts";
+import type { Adapter } from "./adapter.ts";
+import { dial } from "./dial.ts";
+import { checkEndpoint } from "./endpoint-policy.ts";
+import { IngestAdapter } from "./ingest.ts";
+
+export type AdapterItemError = {
+  errorCode:
+    | "websocket_handshake_failed"
+    | "websocket_connection_timeout"
+    | "websocket_endpoint_not_allowed"
+    | "not_found_track_error"
+    | "invalid_params";
+  errorDescription: string;
+};
+
+export interface AdapterCreated {
+  adapterId: string;
+  sessionId: string;
+}
+
+/** Closed adapters are remembered (for idempotent close and the state endpoint), up to this many per app. */
+const KEEP_CLOSED = 10_000;
+const KEEPALIVE_MS = 10_000;
+
+export interface AdapterDeps {
+  config: Config["adapter"];
+  scheduler: MediaScheduler;
+  logger: Logger;
+  metrics: Metrics;
+  now: () => number;
+}
+
+/** The WebSocket adapters of one app. */
+export class AdapterManager {
+  private readonly adapters = new Map<string, Adapter>();
+  private readonly closedOrder: string[] = [];
+  private readonly ca: Buffer | undefined;
+  private readonly keepaliveTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly app: AppState,
+    private readonly deps: AdapterDeps,
+  ) {
+    this.ca = deps.config.caFile ? readFileSync(deps.config.caFile) : undefined;
+    // One interval for every adapter's protocol pings (not media: media runs on the scheduler).
+    this.keepaliveTimer = setInterval(() => {
+      for (const a of this.adapters.values()) a.keepalive();
+    }, KEEPALIVE_MS);
+    this.keepaliveTimer.unref();
+  }
+
+  get(id: string): Adapter | undefined {
+    return this.adapters.get(id);
+  }
+
+  list(): Adapter[] {
+    return [...this.adapters.values()];
+  }
+
+  /** Dials the endpoint, then creates the ingest session and track. */
+  async createIngest(item: { trackName: string; endpoint: URL }): Promise<AdapterCreated | AdapterItemError> {
+    const cfg = this.deps.config;
+    const check = await checkEndpoint(item.endpoint, cfg.endpointPolicy);
+    if (!check.ok) {
+      return {
+        errorCode:
+          check.reason === "denied" ? "websocket_endpoint_not_allowed" : "websocket_handshake_failed",
+        errorDescription: check.description,
+      };
+    }
+    const dialed = await dial(item.endpoint, {
+      timeoutMs: cfg.connectTimeoutMs,
+      address: check.address,
+      family: check.family,
+      maxPayload: cfg.maxMessageBytes,
+      ca: this.ca,
+    });
+    if (!dialed.ok) return { errorCode: dialed.code, errorDescription: dialed.description };
+    const session = this.app.createSession({ peer: false });
+    const id = newId();
+    const m = this.deps.metrics;
+    const adapter = new IngestAdapter(id, item.trackName, item.endpoint.href, session, {
+      highWaterMs: cfg.ingestHighWaterMs,
+      lowWaterMs: cfg.ingestLowWaterMs,
+      maxMessageBytes: cfg.maxMessageBytes,
+      now: this.deps.now,
+      onFrame: (ms) => {
+        m.adapterFrames.inc({ direction: "ingest" });
+        m.adapterLatency.observe({ direction: "ingest" }, ms / 1000);
+      },
+      onUnderrun: () => m.adapterUnderruns.inc({ direction: "ingest" }),
+      onTextMessage: (a) =>
+        this.deps.logger.warn({ adapterId: a.id }, "ingest endpoint sent a text message; text is ignored"),
+    });
+    this.track(adapter);
+    adapter.start(dialed.ws, this.deps.scheduler);
+    return { adapterId: id, sessionId: session.id };
+  }
+
+  private track(adapter: Adapter): void {
+    this.adapters.set(adapter.id, adapter);
+    adapter.closed.subscribe((reason) => {
+      this.deps.logger.info(
+        { adapterId: adapter.id, direction: adapter.direction, reason },
+        "adapter closed",
+      );
+      this.closedOrder.push(adapter.id);
+      if (this.closedOrder.length > KEEP_CLOSED) this.adapters.delete(this.closedOrder.shift()!);
+    });
+  }
+
+  closeAll(reason: string, code: number): void {
+    clearInterval(this.keepaliveTimer);
+    for (const a of this.adapters.values()) a.close(reason, code);
+  }
+}

@@ -1,0 +1,127 @@
+import type { FastifyInstance } from "fastify";
+import { z } from "zod";
+import { parseEndpoint } from "../../adapters/websocket/endpoint-policy.ts";
+import type { AdapterManager } from "../../adapters/websocket/manager.ts";
+import { ApiError } from "../errors.ts";
+import type { RouteContext } from "../http.ts";
+import { decode } from "../schemas.ts";
+
+// Types are checked here (wrong type → 400 decoding_error); presence and values below (→ 406 invalid_params).
+const AdapterItem = z.looseObject({
+  location: z.string().optional(),
+  trackName: z.string().optional(),
+  sessionId: z.string().optional(),
+  endpoint: z.string().optional(),
+  inputCodec: z.string().optional(),
+  outputCodec: z.string().optional(),
+  mode: z.string().optional(),
+});
+const NewBody = z.looseObject({ tracks: z.array(AdapterItem).optional() });
+const CloseBody = z.looseObject({
+  tracks: z.array(z.looseObject({ adapterId: z.string().optional() })).optional(),
+});
+
+function checkCount(n: number | undefined): void {
+  if (n === undefined || n < 1 || n > 4)
+    throw new ApiError("invalid_params", `tracks must hold 1 to 4 items, got ${n ?? "none"}`);
+}
+
+function required(item: Record<string, unknown>, i: number, ...fields: string[]): void {
+  for (const f of fields) {
+    const v = item[f];
+    if (typeof v !== "string" || v.trim() === "")
+      throw new ApiError("invalid_params", `tracks[${i}].${f} is required and must not be empty`);
+  }
+}
+
+export type AdapterItemResult = Record<string, unknown>;
+
+/** WebSocket adapter routes (SPEC §2.3–2.4 plus the state endpoints). */
+export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
+  return (app: FastifyInstance, ctx: RouteContext): void => {
+    app.post("/adapters/websocket/new", async (req, reply) => {
+      const manager = managerOf(ctx.appOf(req).appId);
+      const body = decode(NewBody, req.body);
+      checkCount(body.tracks?.length);
+      const items = body.tracks!.map((t, i) => {
+        if (t.location !== "local" && t.location !== "remote")
+          throw new ApiError("invalid_params", `tracks[${i}].location must be "local" or "remote"`);
+        if (t.location === "local") {
+          required(t, i, "trackName", "endpoint", "inputCodec");
+          if (t.inputCodec !== "pcm")
+            throw new ApiError(
+              "invalid_params",
+              `tracks[${i}].inputCodec "${t.inputCodec}" is not supported (use "pcm")`,
+            );
+        } else {
+          required(t, i, "sessionId", "trackName", "endpoint", "outputCodec");
+          if (t.outputCodec !== "pcm")
+            throw new ApiError(
+              "invalid_params",
+              `tracks[${i}].outputCodec "${t.outputCodec}" is not supported (use "pcm")`,
+            );
+        }
+        const url = parseEndpoint(t.endpoint!);
+        if (!url) throw new ApiError("invalid_params", `tracks[${i}].endpoint must be a ws:// or wss:// URL`);
+        return { ...t, url };
+      });
+      // Items are independent: dial them in parallel, answer in request order.
+      const results: AdapterItemResult[] = await Promise.all(
+        items.map(async (t) => {
+          if (t.location === "remote") {
+            return {
+              trackName: t.trackName,
+              errorCode: "invalid_params",
+              errorDescription: "egress adapters (location: remote) are not available in this version yet",
+            };
+          }
+          const r = await manager.createIngest({ trackName: t.trackName!, endpoint: t.url });
+          if ("errorCode" in r) return { trackName: t.trackName, ...r };
+          return {
+            trackName: t.trackName,
+            adapterId: r.adapterId,
+            sessionId: r.sessionId,
+            endpoint: t.endpoint,
+          };
+        }),
+      );
+      const anyOk = results.some((r) => !("errorCode" in r));
+      return reply.status(anyOk ? 200 : 503).send({ tracks: results });
+    });
+
+    app.post("/adapters/websocket/close", async (req, reply) => {
+      const manager = managerOf(ctx.appOf(req).appId);
+      const body = decode(CloseBody, req.body);
+      checkCount(body.tracks?.length);
+      const results = body.tracks!.map((t, i) => {
+        required(t, i, "adapterId");
+        const adapter = manager.get(t.adapterId!);
+        if (!adapter)
+          return {
+            adapterId: t.adapterId,
+            errorCode: "adapter_not_found",
+            errorDescription: `no adapter ${t.adapterId} in this app`,
+          };
+        const bytesProcessed = adapter.bytesProcessed;
+        return adapter.close("closed by API", 1000)
+          ? { adapterId: adapter.id, bytesProcessed }
+          : { adapterId: adapter.id };
+      });
+      const anyOk = results.some((r) => !("errorCode" in r));
+      return reply.status(anyOk ? 200 : 503).send({ tracks: results });
+    });
+
+    app.get("/adapters/websocket", async (req) => {
+      const manager = managerOf(ctx.appOf(req).appId);
+      return { adapters: manager.list().map((a) => a.status()) };
+    });
+
+    app.get("/adapters/websocket/:adapterId", async (req) => {
+      const manager = managerOf(ctx.appOf(req).appId);
+      const { adapterId } = req.params as { adapterId: string };
+      const adapter = manager.get(adapterId);
+      if (!adapter) throw new ApiError("adapter_not_found", `no adapter ${adapterId} in this app`, 404);
+      return adapter.status();
+    });
+  };
+}
