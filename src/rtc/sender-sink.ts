@@ -31,6 +31,7 @@ export class PeerSenderSink implements TrackSink {
   private midExt: { id: number; payload: Buffer } | undefined;
   private extMap = new Map<number, number>();
   private track: Track | undefined;
+  private rtcpStarted = false;
   private readonly disposers: (() => void)[] = [];
   forwarded = 0;
   /** Packets dropped because the transport was not connected yet. */
@@ -114,9 +115,16 @@ export class PeerSenderSink implements TrackSink {
     const sr = sender as unknown as SenderReportState;
     sr.packetCount = (sr.packetCount + 1) >>> 0;
     sr.octetCount += packet.payload.length;
-    sr.rtpTimestamp = timestamp;
-    sr.ntpTimestamp = ntpTime();
-    void sender.runRtcp();
+    // The (NTP, RTP) pair only has to describe one instant; refreshing it every 16th packet keeps SRs exact
+    // while taking the clock read off the per-packet path.
+    if ((sr.packetCount & 15) === 1) {
+      sr.rtpTimestamp = timestamp;
+      sr.ntpTimestamp = ntpTime();
+    }
+    if (!this.rtcpStarted) {
+      this.rtcpStarted = true;
+      void sender.runRtcp();
+    }
     return true;
   }
 
