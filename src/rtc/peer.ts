@@ -9,7 +9,13 @@ import {
   usePLI,
   useSdesMid,
 } from "werift";
-import { applyCandidatePolicy, type CandidatePolicy, preferPassiveSetup } from "./sdp.ts";
+import { replayEarlyDtls } from "./early-dtls.ts";
+import {
+  applyCandidatePolicy,
+  type CandidatePolicy,
+  iceLiteAtSessionLevel,
+  preferPassiveSetup,
+} from "./sdp.ts";
 
 /** Everything the werift boundary needs to know about the network. */
 export interface RtcOptions {
@@ -79,13 +85,15 @@ function candidatePolicy(opts: RtcOptions): CandidatePolicy {
 export async function answerOffer(pc: RTCPeerConnection, opts: RtcOptions): Promise<string> {
   const answer = await pc.createAnswer();
   await pc.setLocalDescription({ type: "answer", sdp: preferPassiveSetup(answer.sdp) });
-  return applyCandidatePolicy(pc.localDescription!.sdp, candidatePolicy(opts));
+  replayEarlyDtls(pc);
+  return iceLiteAtSessionLevel(applyCandidatePolicy(pc.localDescription!.sdp, candidatePolicy(opts)));
 }
 
 export async function makeOffer(pc: RTCPeerConnection, opts: RtcOptions): Promise<string> {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
-  return applyCandidatePolicy(pc.localDescription!.sdp, candidatePolicy(opts));
+  replayEarlyDtls(pc);
+  return iceLiteAtSessionLevel(applyCandidatePolicy(pc.localDescription!.sdp, candidatePolicy(opts)));
 }
 
 export function transceiverByMid(pc: RTCPeerConnection, mid: string): RTCRtpTransceiver | undefined {

@@ -44,6 +44,22 @@ export function preferPassiveSetup(answerSdp: string): string {
   return answerSdp.replace(/a=setup:active/g, "a=setup:passive");
 }
 
+/**
+ * RFC 8839 §5.3: `a=ice-lite` is a session-level attribute, but werift writes it into each media section.
+ * libdatachannel hands only session-level attributes to libjuice, so it misses that we are lite: as an
+ * answerer it starts controlled and needs a 487 role-conflict round trip, and it copies the media-level
+ * line into its own answer (claiming to be lite itself). Move it to the session level.
+ */
+export function iceLiteAtSessionLevel(sdp: string): string {
+  const lines = sdp.split("\r\n");
+  if (!lines.includes("a=ice-lite")) return sdp;
+  const out = lines.filter((line) => line !== "a=ice-lite");
+  const firstMedia = out.findIndex((line) => line.startsWith("m="));
+  if (firstMedia === -1) return sdp;
+  out.splice(firstMedia, 0, "a=ice-lite");
+  return out.join("\r\n");
+}
+
 export interface CandidatePolicy {
   /** Keep only candidates on this address; undefined keeps all. */
   listenIp?: string;
