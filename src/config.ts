@@ -35,6 +35,7 @@ export interface Config {
     readonly ingestLowWaterMs: number;
     readonly endpointPolicy: EndpointPolicy;
     readonly caFile: string | undefined;
+    readonly egressReorder: boolean;
   };
   readonly examples: boolean;
 }
@@ -115,6 +116,7 @@ const shape = {
   "ingest-low-water-ms": durationMs,
   "endpoint-policy": oneOf(["default", "strict"]),
   "ws-ca-file": path.optional(),
+  "egress-reorder": boolean,
   examples: boolean,
 };
 
@@ -219,6 +221,11 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     valueName: "file",
     description: "Extra PEM CA bundle trusted for wss:// endpoints (private CAs).",
   },
+  "egress-reorder": {
+    default: "true",
+    description:
+      "Egress adapters reorder packets and conceal losses (20-40 ms adaptive buffer); false passes packets through in arrival order.",
+  },
   examples: {
     default: "true",
     description: "Serve the bundled examples next to the demo console; --no-examples turns them off.",
@@ -226,7 +233,7 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
 };
 
 const NAMES = Object.keys(shape) as SettingName[];
-const BOOLEAN_SETTINGS = new Set<SettingName>(["examples"]);
+const BOOLEAN_SETTINGS = new Set<SettingName>(["examples", "egress-reorder"]);
 
 export function envName(name: SettingName): string {
   return `PATCHBAY_${name.toUpperCase().replaceAll("-", "_")}`;
@@ -306,6 +313,7 @@ const schema = z
         ingestLowWaterMs: v["ingest-low-water-ms"],
         endpointPolicy: v["endpoint-policy"],
         caFile: v["ws-ca-file"],
+        egressReorder: v["egress-reorder"],
       },
       examples: v.examples,
     }),

@@ -16,7 +16,8 @@
 //                     │  push of a packet that is not late                                  │ pop: nothing
 //                     │                                                                     ▼ for 3 slots
 //                  underrun ◀─────────────────────────────────────────────────────────────────┘
-//   Any state ──(RTP source restart: sequence jump confirmed by a second consecutive packet)──▶ buffering
+//   buffering/playing ──RTP source restart (a sequence jump confirmed by a second, consecutive packet;
+//   in underrun the first such packet suffices)──▶ buffering, old packets flushed. reset() ──▶ idle.
 //
 // - buffering: collects packets; pop returns `empty` ("buffering").
 // - playing: per slot, in sequence order:
@@ -24,26 +25,34 @@
 //     • it is missing but a later one is here → `lost` (confirmed loss; `next` is set when the very next
 //       sequence number is buffered, so the owner can decode its FEC); after `maxConcealFrames`
 //       consecutive losses the rest of the hole is skipped and playout jumps to the buffered packet;
-//     • nothing is buffered at all → first, if jitter raised the target above the delay we are running at,
-//       one `empty` ("hold") that delays playout by a frame instead of concealing (that is how the buffer
-//       deepens without dropping audio); otherwise `lost` (starvation) up to `maxConcealFrames` times in a
-//       row, then `underrun`: the talk-spurt ended or the source stopped, so concealing longer would only
-//       invent sound. The next packet that is not late starts a fresh buffering phase.
+//     • nothing is buffered at all → if jitter raised the target above the delay we are running at,
+//       `empty` ("hold"): playout slips by one frame instead of concealing. That is how the buffer deepens
+//       while playing; the PCM timeline stays gapless, its delivery is just 20 ms later. Otherwise `lost`
+//       (starvation) up to `maxConcealFrames` times in a row, then `underrun`: the talk-spurt ended or the
+//       source stopped, so concealing longer would only invent sound. The next packet that is not late
+//       starts a fresh buffering phase (sequence numbers jumped over are counted as `skipped`).
 //     • the expected packet is here but its timestamp starts ≥ 1 frame later than the playout position
 //       (DTX silence with contiguous sequence numbers) → `empty` ("gap") until the position reaches it;
 //       a jump backwards or beyond the cap re-anchors the position on the packet.
 // - underrun: pop returns `empty` ("underrun"); nothing is concealed.
 //
+// `lost` carries the 16-bit sequence number, the RTP timestamp where concealment starts and its length
+// in samples. `next` is only a peek: the owner decodes its FEC and then gets it from the next pop anyway.
+//
 // Lateness is judged by sequence number (already played → duplicate; already passed → late) with one
 // exception: a packet whose sequence number was passed during starvation but whose timestamp is still
 // ahead of the playout position is accepted. Starvation losses are speculative: during DTX the sender
-// does not use sequence numbers, so the "lost" numbers we reported may never have existed.
+// does not use sequence numbers, so the "lost" numbers we reported may never have existed. The RTP
+// marker bit is accepted but not relied on (the packet carrying it can be lost); sequence numbers and
+// timestamps decide.
 //
 // Adaptive target: jitter = max − min of (arrival − timestamp) over the last `jitterWindowMs` of
 // arrivals; target = clamp(minTargetMs + jitter, minTargetMs, maxTargetMs). The target sets the depth at
-// which buffering ends and allows "hold" slots while playing. Depth above target + 2 frames on every tick
-// for a second (a sender clock running fast) is trimmed by dropping one packet (`trimmed`). The depth
-// (audio buffered ahead of the playout position, holes included) never exceeds `capMs`: on push, the
+// which buffering ends and allows "hold" slots while playing. When the depth stayed at least 2 frames
+// above the target on every tick for a second (a sender clock running fast, or what is left of a burst),
+// one packet is dropped (`trimmed`): a 20 ms step in the output timestamps, deliberately not concealed
+// since concealing would put the latency back. The depth (audio to be output before the newest buffered
+// packet: buffered packets plus the concealment their holes will get) never exceeds `capMs`: on push, the
 // oldest packets are dropped (`overflowDrops`) and playout moves past them.
 //
 // `reorder: false` is a pass-through for benchmarks: target 0, packets leave in arrival order at one
@@ -105,11 +114,14 @@ export interface JitterBufferStats {
   late: number;
   duplicates: number;
   overflowDrops: number;
-  /** Sequence numbers jumped over without concealment (holes longer than maxConcealFrames). */
+  /**
+   * Sequence numbers jumped over without concealment: the rest of a hole longer than maxConcealFrames,
+   * and the numbers between an underrun's last concealed slot and the packet the stream resumed with.
+   */
   skipped: number;
   /** Packets dropped to pull a persistently excessive depth back toward the target. */
   trimmed: number;
-  /** Packets discarded when a source restart flushed the buffer. */
+  /** Packets discarded by a source restart or reset(). */
   flushed: number;
   /** Out-of-range packets that were not followed by a consecutive one (strays, not a restart). */
   strays: number;
@@ -161,7 +173,8 @@ function tsDiff(a: number, b: number): number {
 }
 
 function checkMs(name: string, value: number, min: number): void {
-  if (!Number.isFinite(value) || value < min) throw new RangeError(`${name} must be a number ≥ ${min}, got ${value}`);
+  if (!Number.isFinite(value) || value < min)
+    throw new RangeError(`${name} must be a number ≥ ${min}, got ${value}`);
 }
 
 export class JitterBuffer<P extends JitterPacket = JitterPacket> {
@@ -333,7 +346,7 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
     this.#bufferingSinceMs = nowMs;
     this.#buffer.push(entry);
     if (!this.#reorder) this.#state = "playing";
-    this.#observeArrival(entry);
+    this.#observeArrival(nowMs, entry.extTs);
   }
 
   /** Forgets the stream (not the counters); `state` becomes `next`. */
@@ -357,7 +370,8 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
   #outOfRange(packet: P, seq: number, ts: number, nowMs: number): PushOutcome {
     const candidate = this.#probation;
     // While nothing plays there is no stream to protect from a stray packet: restart at once.
-    const confirmed = this.#state === "underrun" || (candidate !== undefined && seq === ((candidate.seq + 1) & 0xffff));
+    const confirmed =
+      this.#state === "underrun" || (candidate !== undefined && seq === ((candidate.seq + 1) & 0xffff));
     if (!confirmed) {
       if (candidate !== undefined) this.#strays++;
       this.#probation = { seq, ts, packet, nowMs };
@@ -377,7 +391,9 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
   #pushInRange(packet: P, seq: number, ts: number, nowMs: number): PushOutcome {
     const ext = this.#highestSeq + seqDiff(seq, this.#highestSeq % SEQ_MOD);
     const extTs = this.#tsRef + tsDiff(ts, this.#tsRef % TS_MOD);
-    return this.#reorder ? this.#pushOrdered(packet, ext, extTs, nowMs) : this.#pushPassThrough(packet, ext, extTs, nowMs);
+    return this.#reorder
+      ? this.#pushOrdered(packet, ext, extTs, nowMs)
+      : this.#pushPassThrough(packet, ext, extTs, nowMs);
   }
 
   #isPlayed(ext: number): boolean {
@@ -403,6 +419,8 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
       const speculative = !(ext <= this.#lastPlayedSeq) && extTs >= this.#playTs;
       if (!speculative) {
         this.#late++;
+        // A late packet is the clearest jitter sample there is: it must raise the target.
+        this.#observeArrival(nowMs, extTs);
         return "late";
       }
     }
@@ -412,7 +430,7 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
       this.#highestSeq = ext;
       this.#tsRef = extTs;
     }
-    this.#observeArrival(entry);
+    this.#observeArrival(nowMs, extTs);
     if (this.#state === "underrun") {
       this.#state = "buffering";
       this.#bufferingSinceMs = nowMs;
@@ -443,13 +461,14 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
     return "accepted";
   }
 
-  #observeArrival(entry: Entry<P>): void {
+  #observeArrival(arrivalMs: number, extTs: number): void {
     if (!this.#reorder) return;
-    const transitMs = entry.arrivalMs - entry.extTs / SAMPLES_PER_MS;
+    const transitMs = arrivalMs - extTs / SAMPLES_PER_MS;
     const last = this.#arrivals.at(-1);
-    if (last !== undefined && Math.abs(transitMs - last.transitMs) > TRANSIT_DISCONTINUITY_MS) this.#arrivals = [];
-    this.#arrivals.push({ arrivalMs: entry.arrivalMs, transitMs });
-    const horizon = entry.arrivalMs - this.#jitterWindowMs;
+    if (last !== undefined && Math.abs(transitMs - last.transitMs) > TRANSIT_DISCONTINUITY_MS)
+      this.#arrivals = [];
+    this.#arrivals.push({ arrivalMs, transitMs });
+    const horizon = arrivalMs - this.#jitterWindowMs;
     let drop = 0;
     while (drop < this.#arrivals.length - 1 && this.#arrivals[drop].arrivalMs < horizon) drop++;
     if (drop > 0) this.#arrivals.splice(0, drop);
@@ -471,7 +490,8 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
     let sum = 0;
     let expected = this.#state === "playing" && this.#reorder ? this.#nextSeq : this.#buffer[0].ext;
     for (const e of this.#buffer) {
-      if (this.#reorder && e.ext > expected) sum += Math.min(e.ext - expected, this.#maxConceal) * this.#nominalSamples;
+      if (this.#reorder && e.ext > expected)
+        sum += Math.min(e.ext - expected, this.#maxConceal) * this.#nominalSamples;
       sum += e.samples;
       expected = e.ext + 1;
     }
@@ -508,6 +528,9 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
 
   #startPlaying(depthMs: number): void {
     const head = this.#buffer[0];
+    // Resuming after an underrun: sequence numbers between the last concealed slot and the new head were
+    // neither played nor concealed.
+    if (head.ext > this.#nextSeq) this.#skipped += head.ext - this.#nextSeq;
     this.#state = "playing";
     this.#nextSeq = head.ext;
     this.#playTs = head.extTs;
@@ -598,7 +621,7 @@ export class JitterBuffer<P extends JitterPacket = JitterPacket> {
     }
 
     // Starving: nothing buffered at all.
-    if (this.#scheduledDelayMs + FRAME_MS <= this.targetMs + TOLERANCE_MS) {
+    if (this.#scheduledDelayMs + TOLERANCE_MS < this.targetMs) {
       this.#scheduledDelayMs += FRAME_MS;
       this.#holds++;
       this.#credit = 0;

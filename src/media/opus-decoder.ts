@@ -14,7 +14,7 @@
 //   We instantiate the package's own wasm file once per process and call `opus_decode` ourselves:
 //     decode:   opus_decode(st, packet, len, pcm, 5760, 0)  -> the packet's real length (2.5–120 ms)
 //     conceal:  opus_decode(st, NULL,   0,   pcm, N,    0)  -> exactly N samples of PLC
-//     FEC:      opus_decode(st, next,   len, pcm, N,    1)  -> frame N-1 rebuilt from packet N's LBRR data
+//     FEC:      opus_decode(st, next,   len, pcm, N,    1)  -> the lost packet, rebuilt from the LBRR data of `next`
 //   This is the documented libopus loss API, so decoder state stays continuous: PLC extrapolates from
 //   the last frame and hands over smoothly to the next real packet. When `next` carries no FEC (CELT-only
 //   packets, or a SILK/hybrid packet without LBRR), libopus itself falls back to PLC for those N samples.
@@ -160,7 +160,37 @@ class OpusRuntime {
 let runtime: OpusRuntime | undefined;
 
 // Same feature probe as @evan/opus' own loader: a tiny module using a v128 instruction.
-const SIMD_PROBE = Uint8Array.of(0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 10, 9, 1, 7, 0, 65, 0, 253, 15, 26, 11);
+const SIMD_PROBE = Uint8Array.of(
+  0,
+  97,
+  115,
+  109,
+  1,
+  0,
+  0,
+  0,
+  1,
+  4,
+  1,
+  96,
+  0,
+  0,
+  3,
+  2,
+  1,
+  0,
+  10,
+  9,
+  1,
+  7,
+  0,
+  65,
+  0,
+  253,
+  15,
+  26,
+  11,
+);
 
 function loadRuntime(): OpusRuntime {
   if (runtime !== undefined) return runtime;
@@ -178,7 +208,8 @@ function loadRuntime(): OpusRuntime {
   for (const name of REQUIRED_EXPORTS) {
     if (typeof exports[name] !== "function") throw new Error(`@evan/opus ${file} does not export ${name}`);
   }
-  if (!(exports.memory instanceof WebAssembly.Memory)) throw new Error(`@evan/opus ${file} does not export memory`);
+  if (!(exports.memory instanceof WebAssembly.Memory))
+    throw new Error(`@evan/opus ${file} does not export memory`);
   // A reactor-style Emscripten module expects its constructors to run once before any other call.
   if (typeof exports._initialize === "function") (exports._initialize as () => void)();
   runtime = new OpusRuntime(exports as unknown as OpusWasmExports);
@@ -188,7 +219,12 @@ function loadRuntime(): OpusRuntime {
 const finalizer = new FinalizationRegistry<number>((state) => runtime?.freeState(state));
 
 function checkFrameSize(samples: number): void {
-  if (!Number.isInteger(samples) || samples < SAMPLE_GRANULE || samples > MAX_PACKET_SAMPLES || samples % SAMPLE_GRANULE !== 0) {
+  if (
+    !Number.isInteger(samples) ||
+    samples < SAMPLE_GRANULE ||
+    samples > MAX_PACKET_SAMPLES ||
+    samples % SAMPLE_GRANULE !== 0
+  ) {
     throw new RangeError(`samples must be a multiple of ${SAMPLE_GRANULE} in [120, 5760], got ${samples}`);
   }
 }
@@ -230,7 +266,8 @@ export class OpusDecoder {
    * libopus would read an empty packet as "lost" and conceal 120 ms; call `conceal()` instead.
    */
   decode(packet: Uint8Array): Int16Array {
-    if (packet.length === 0) throw new OpusDecodeError(-4, "opus: empty packet (use conceal() for a lost packet)");
+    if (packet.length === 0)
+      throw new OpusDecodeError(-4, "opus: empty packet (use conceal() for a lost packet)");
     const pcm = this.#runtime.decode(this.#live(), packet, MAX_PACKET_SAMPLES, false);
     this.#monoSource = isMonoPacket(packet);
     return this.#monoSource ? collapseToMono(pcm) : pcm;

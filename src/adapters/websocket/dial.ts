@@ -12,6 +12,13 @@ export interface DialOptions {
   family: 4 | 6;
   maxPayload: number;
   ca?: Buffer;
+  /**
+   * Pause reading as soon as the handshake completes; the caller resumes (`ws.resume()`) once its
+   * listeners are attached. Without it, bytes the endpoint sent right behind its 101 answer (they arrive
+   * as the upgrade's `head`) are emitted as 'message' events on a process.nextTick, before the awaiting
+   * caller's continuation runs, and are lost.
+   */
+  pauseOnOpen?: boolean;
 }
 
 /**
@@ -41,7 +48,10 @@ export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
       ws.off("error", onError);
       resolve(r);
     };
-    const onOpen = () => done({ ok: true, ws });
+    const onOpen = () => {
+      if (opts.pauseOnOpen) ws.pause();
+      done({ ok: true, ws });
+    };
     const onError = (err: Error) => {
       // After a failed handshake ws emits 'close' too; keep an error listener so nothing is unhandled.
       ws.on("error", () => {});

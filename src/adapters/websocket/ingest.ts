@@ -73,6 +73,8 @@ export class IngestAdapter extends Adapter {
     ws.on("close", (code, reason) => this.onSocketClosed(code, reason.toString()));
     ws.on("error", (err) => this.onSocketError(err));
     this.registration = scheduler.register({ tick: (_slot, _due, now) => this.tick(now) });
+    // dial() paused reading at open (pauseOnOpen) so that nothing sent right after the handshake is lost.
+    if (ws.isPaused && !this.paused) ws.resume();
   }
 
   status(): AdapterStatus {

@@ -6,7 +6,8 @@ import type { Metrics } from "../../metrics.ts";
 import type { AppState } from "../../sfu/app-state.ts";
 import { newId } from "../../sfu/ids.ts";
 import type { Adapter } from "./adapter.ts";
-import { dial } from "./dial.ts";
+import { type DialResult, dial } from "./dial.ts";
+import { EgressAdapter } from "./egress.ts";
 import { checkEndpoint } from "./endpoint-policy.ts";
 import { IngestAdapter } from "./ingest.ts";
 
@@ -64,10 +65,10 @@ export class AdapterManager {
     return [...this.adapters.values()];
   }
 
-  /** Dials the endpoint, then creates the ingest session and track. */
-  async createIngest(item: { trackName: string; endpoint: URL }): Promise<AdapterCreated | AdapterItemError> {
+  /** Policy check, then the handshake (pinned to the checked address). */
+  private async connect(endpoint: URL, pauseOnOpen: boolean): Promise<DialResult | AdapterItemError> {
     const cfg = this.deps.config;
-    const check = await checkEndpoint(item.endpoint, cfg.endpointPolicy);
+    const check = await checkEndpoint(endpoint, cfg.endpointPolicy);
     if (!check.ok) {
       return {
         errorCode:
@@ -75,13 +76,68 @@ export class AdapterManager {
         errorDescription: check.description,
       };
     }
-    const dialed = await dial(item.endpoint, {
+    return dial(endpoint, {
       timeoutMs: cfg.connectTimeoutMs,
       address: check.address,
       family: check.family,
       maxPayload: cfg.maxMessageBytes,
       ca: this.ca,
+      pauseOnOpen,
     });
+  }
+
+  /** Subscribes an egress adapter to an existing track (media or not yet), after the handshake. */
+  async createEgress(item: {
+    sessionId: string;
+    trackName: string;
+    endpoint: URL;
+  }): Promise<AdapterCreated | AdapterItemError> {
+    const track = this.app.findTrack(item.sessionId, item.trackName);
+    if (!track || track.kind !== "audio") {
+      return {
+        errorCode: "not_found_track_error",
+        errorDescription: track
+          ? `track ${item.trackName} is ${track.kind}; PCM egress needs audio`
+          : `no track ${item.trackName} in session ${item.sessionId}`,
+      };
+    }
+    const dialed = await this.connect(item.endpoint, true);
+    if (!("ok" in dialed)) return dialed;
+    if (!dialed.ok) return { errorCode: dialed.code, errorDescription: dialed.description };
+    if (track.ended) {
+      dialed.ws.close(1000, "source track ended");
+      return { errorCode: "not_found_track_error", errorDescription: `track ${item.trackName} ended` };
+    }
+    const id = newId();
+    const m = this.deps.metrics;
+    const adapter = new EgressAdapter(id, item.trackName, item.endpoint.href, track, {
+      now: this.deps.now,
+      reorder: this.deps.config.egressReorder,
+      redial: async () => {
+        const r = await this.connect(item.endpoint, true);
+        return "ok" in r
+          ? r
+          : { ok: false, code: "websocket_handshake_failed", description: r.errorDescription };
+      },
+      onFrame: (ms) => {
+        m.adapterFrames.inc({ direction: "egress" });
+        m.adapterLatency.observe({ direction: "egress" }, ms / 1000);
+      },
+      onDrop: (n) => m.adapterDrops.inc({ direction: "egress" }, n),
+      onReconnect: () => m.adapterReconnects.inc({ direction: "egress" }),
+      onError: (err) => this.deps.logger.warn({ err, adapterId: id }, "egress redial failed"),
+    });
+    this.track(adapter);
+    adapter.start(dialed.ws, this.deps.scheduler);
+    return { adapterId: id, sessionId: item.sessionId };
+  }
+
+  /** Dials the endpoint, then creates the ingest session and track. */
+  async createIngest(item: { trackName: string; endpoint: URL }): Promise<AdapterCreated | AdapterItemError> {
+    const cfg = this.deps.config;
+    // IngestAdapter.start() resumes reading once its message listener is attached.
+    const dialed = await this.connect(item.endpoint, true);
+    if (!("ok" in dialed)) return dialed;
     if (!dialed.ok) return { errorCode: dialed.code, errorDescription: dialed.description };
     const session = this.app.createSession({ peer: false });
     const id = newId();

@@ -68,14 +68,14 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
       // Items are independent: dial them in parallel, answer in request order.
       const results: AdapterItemResult[] = await Promise.all(
         items.map(async (t) => {
-          if (t.location === "remote") {
-            return {
-              trackName: t.trackName,
-              errorCode: "invalid_params",
-              errorDescription: "egress adapters (location: remote) are not available in this version yet",
-            };
-          }
-          const r = await manager.createIngest({ trackName: t.trackName!, endpoint: t.url });
+          const r =
+            t.location === "remote"
+              ? await manager.createEgress({
+                  sessionId: t.sessionId!,
+                  trackName: t.trackName!,
+                  endpoint: t.url,
+                })
+              : await manager.createIngest({ trackName: t.trackName!, endpoint: t.url });
           if ("errorCode" in r) return { trackName: t.trackName, ...r };
           return {
             trackName: t.trackName,

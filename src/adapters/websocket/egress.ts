@@ -1,0 +1,264 @@
+import type WebSocket from "ws";
+import { JitterBuffer, type JitterPacket } from "../../media/jitter-buffer.ts";
+import { OpusDecoder } from "../../media/opus-decoder.ts";
+import type { RtpPacket } from "../../media/rtp.ts";
+import type { MediaScheduler, Registration } from "../../media/scheduler.ts";
+import type { Subscription, Track, TrackSink } from "../../sfu/track.ts";
+import { Adapter, type AdapterStatus } from "./adapter.ts";
+import type { DialResult } from "./dial.ts";
+import { encodePacket } from "./packet-codec.ts";
+
+const FRAME_MS = 20;
+/** A serialized 20 ms frame: 3 840 bytes of PCM plus the Packet's few bytes of framing. */
+const FRAME_WIRE_BYTES = 3855;
+
+export interface EgressOptions {
+  now(): number;
+  /** Reorder and conceal (default) or pass packets through in arrival order (benchmarks). */
+  reorder: boolean;
+  /** Dial the same URL again (policy re-checked). */
+  redial(): Promise<DialResult>;
+  /** Socket buffer above which we stop writing and hold frames (default ≈ 1 s of audio). */
+  sendHighWaterBytes?: number;
+  /** Unsent frames kept while the endpoint reads slowly; older ones are dropped (default 25 = 500 ms). */
+  maxPendingFrames?: number;
+  /** Frames kept while reconnecting and sent first after it (default 100 = 2 s). */
+  backlogFrames?: number;
+  /** Give up reconnecting after this long (default 15 s). */
+  reconnectWindowMs?: number;
+  onFrame?(latencyMs: number): void;
+  onDrop?(frames: number): void;
+  onReconnect?(): void;
+  onError?(err: unknown): void;
+}
+
+interface Arrived extends JitterPacket {
+  arrivalMs: number;
+}
+
+interface OutFrame {
+  bytes: Uint8Array;
+  /** Arrival of the RTP packet it came from; NaN for concealed frames. */
+  arrivalMs: number;
+}
+
+/**
+ * WebRTC → WebSocket. Subscribes to a track like any other subscriber, puts its Opus packets in order
+ * (JitterBuffer, popped on the shared scheduler), decodes them with loss concealment (FEC from the next
+ * packet when it is there, PLC otherwise) and sends each 20 ms as a `Packet` of 48 kHz stereo s16le PCM.
+ * A slow endpoint costs dropped frames (counted), never unbounded latency; a dropped socket is redialed
+ * with backoff while the last 2 s of frames wait for it.
+ */
+export class EgressAdapter extends Adapter implements TrackSink {
+  readonly direction = "egress" as const;
+  private readonly jitter: JitterBuffer<Arrived>;
+  private readonly decoder = new OpusDecoder();
+  private sequence = 0;
+  private pending: OutFrame[] = [];
+  private subscription: Subscription | undefined;
+  private registration: Registration | undefined;
+  private redialTimer: NodeJS.Timeout | undefined;
+  private droppedAt: number | undefined;
+  private attempt = 0;
+  frames = 0;
+  droppedFrames = 0;
+  concealedFrames = 0;
+  reconnects = 0;
+  private readonly highWater: number;
+  private readonly maxPending: number;
+  private readonly backlog: number;
+
+  constructor(
+    id: string,
+    trackName: string,
+    endpoint: string,
+    private readonly source: Track,
+    private readonly opts: EgressOptions,
+  ) {
+    super(id, trackName, endpoint);
+    this.jitter = new JitterBuffer<Arrived>(opts.reorder ? {} : { reorder: false });
+    this.highWater = opts.sendHighWaterBytes ?? 50 * FRAME_WIRE_BYTES;
+    this.maxPending = opts.maxPendingFrames ?? 25;
+    this.backlog = opts.backlogFrames ?? 2000 / FRAME_MS;
+  }
+
+  get sessionId(): string {
+    return this.source.sessionId;
+  }
+
+  start(ws: WebSocket, scheduler: MediaScheduler): void {
+    this.attach(ws);
+    this.subscription = this.source.subscribe(this);
+    if (this.state !== "closed")
+      this.registration = scheduler.register({ tick: (_s, _d, now) => this.tick(now) });
+  }
+
+  status(): AdapterStatus {
+    return {
+      ...this.baseStatus(),
+      frames: this.frames,
+      queuedMs: this.pending.length * FRAME_MS + this.jitter.stats.currentDepthMs,
+      maxQueuedMs: 0,
+      underruns: this.jitter.stats.underruns,
+      droppedFrames: this.droppedFrames,
+      reconnects: this.reconnects,
+    };
+  }
+
+  // ---- TrackSink ----------------------------------------------------------------------------
+
+  onPacket(packet: RtpPacket): void {
+    if (this.state === "closed") return;
+    const now = this.opts.now();
+    this.bytesProcessed += packet.payload.length;
+    this.jitter.push(
+      {
+        sequenceNumber: packet.header.sequenceNumber,
+        timestamp: packet.header.timestamp,
+        payload: packet.payload,
+        marker: packet.header.marker,
+        arrivalMs: now,
+      },
+      now,
+    );
+  }
+
+  onTrackEnded(_track: Track, reason: string): void {
+    this.flush();
+    this.close(`source track ended (${reason})`, 1000);
+  }
+
+  // ---- media ----------------------------------------------------------------------------------
+
+  private tick(now: number): void {
+    for (;;) {
+      const r = this.jitter.pop(now);
+      if (r.kind === "empty") break;
+      if (r.kind === "packet") {
+        let pcm: Int16Array;
+        try {
+          pcm = this.decoder.decode(r.packet.payload);
+        } catch {
+          pcm = this.decoder.conceal(960); // a corrupt packet is concealed like a lost one
+          this.concealedFrames++;
+        }
+        this.emit(pcm, r.packet.timestamp, r.packet.arrivalMs);
+      } else {
+        const pcm = r.next
+          ? this.decoder.decodeFec(r.next.payload, r.samples)
+          : this.decoder.conceal(r.samples);
+        this.concealedFrames++;
+        this.emit(pcm, r.timestamp, Number.NaN);
+      }
+    }
+    this.flush();
+  }
+
+  private emit(pcm: Int16Array, timestamp: number, arrivalMs: number): void {
+    this.sequence = (this.sequence + 1) >>> 0;
+    const payload = new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+    this.pending.push({
+      bytes: encodePacket({ sequenceNumber: this.sequence, timestamp, payload }),
+      arrivalMs,
+    });
+  }
+
+  /** Write what the socket can take; bound what it cannot. */
+  private flush(): void {
+    const ws = this.ws;
+    if (this.state === "open" && ws && ws.readyState === ws.OPEN) {
+      let sent = 0;
+      while (sent < this.pending.length && ws.bufferedAmount < this.highWater) {
+        const f = this.pending[sent++];
+        ws.send(f.bytes);
+        this.frames++;
+        if (!Number.isNaN(f.arrivalMs)) this.opts.onFrame?.(this.opts.now() - f.arrivalMs);
+      }
+      if (sent > 0) this.pending = this.pending.slice(sent);
+      this.trim(this.maxPending);
+    } else if (this.state === "reconnecting") {
+      this.trim(this.backlog);
+    }
+  }
+
+  private trim(max: number): void {
+    const excess = this.pending.length - max;
+    if (excess <= 0) return;
+    this.pending = this.pending.slice(excess); // oldest first: latency stays bounded
+    this.droppedFrames += excess;
+    this.opts.onDrop?.(excess);
+  }
+
+  // ---- socket life cycle ------------------------------------------------------------------
+
+  private attach(ws: WebSocket): void {
+    this.ws = ws;
+    this.alive = true;
+    this.state = "open";
+    ws.on("pong", () => {
+      this.alive = true;
+    });
+    ws.on("message", () => {
+      this.messages++; // egress endpoints have nothing to say; counted and ignored
+    });
+    ws.on("error", () => {});
+    ws.on("close", (code) => this.onSocketClosed(ws, code));
+    if (ws.isPaused) ws.resume();
+  }
+
+  private onSocketClosed(ws: WebSocket, code: number): void {
+    if (this.state === "closed" || ws !== this.ws) return;
+    if (code === 1000) {
+      // A normal close is the endpoint's way of saying it is done: no redial.
+      this.close("endpoint closed the WebSocket (1000)");
+      return;
+    }
+    this.state = "reconnecting";
+    this.ws = undefined;
+    this.droppedAt = this.opts.now();
+    this.attempt = 0;
+    this.scheduleRedial();
+  }
+
+  private scheduleRedial(): void {
+    const delay = Math.min(100 * 2 ** this.attempt, 1000);
+    this.attempt++;
+    this.redialTimer = setTimeout(() => void this.redial(), delay);
+  }
+
+  private async redial(): Promise<void> {
+    if (this.state !== "reconnecting") return;
+    const window = this.opts.reconnectWindowMs ?? 15_000;
+    let result: DialResult;
+    try {
+      result = await this.opts.redial();
+    } catch (err) {
+      this.opts.onError?.(err);
+      result = { ok: false, code: "websocket_handshake_failed", description: String(err) };
+    }
+    if (this.state !== "reconnecting") {
+      if (result.ok) result.ws.close(1000, "adapter closed");
+      return;
+    }
+    if (result.ok) {
+      this.reconnects++;
+      this.opts.onReconnect?.();
+      this.attach(result.ws);
+      this.flush(); // the backlog goes first; sequence numbers simply continue
+      return;
+    }
+    if (this.opts.now() - this.droppedAt! >= window) {
+      this.close(`endpoint unreachable for ${Math.round(window / 1000)} s: ${result.description}`);
+      return;
+    }
+    this.scheduleRedial();
+  }
+
+  protected onClose(): void {
+    clearTimeout(this.redialTimer);
+    this.registration?.cancel();
+    this.subscription?.close();
+    this.pending = [];
+    this.decoder.close();
+  }
+}
