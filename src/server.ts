@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
+import type { FastifyInstance } from "fastify";
 import { AdapterManager } from "./adapters/websocket/manager.ts";
 import { buildApi } from "./api/http.ts";
 import { adapterRoutes } from "./api/routes/adapters.ts";
@@ -23,13 +24,21 @@ export interface RunningServer {
   readonly url: string;
   readonly apps: AppRegistry<AppState>;
   readonly metrics: Metrics;
+  readonly scheduler: MediaScheduler;
+  /** The WebSocket adapters of an app (tests and benchmarks read their live state). */
+  adapters(appId: string): AdapterManager | undefined;
   close(): Promise<void>;
 }
 
 const WEB_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "web");
 
-/** Wires config → apps → SFU state → HTTP API and listens. Used by the CLI and by tests (port 0). */
-export async function startServer(opts: StartOptions): Promise<RunningServer> {
+/** The wired server before it listens: the Fastify instance answers `inject()` (in-process API tests). */
+export interface ServerCore extends Omit<RunningServer, "url"> {
+  readonly api: FastifyInstance;
+}
+
+/** Wires config → apps → SFU state → adapters → HTTP API, without listening. */
+export function createServer(opts: StartOptions): ServerCore {
   const { config, logger } = opts;
   const metrics = createMetrics();
   setListenerErrorReporter((err) => logger.error({ err }, "event listener failed"));
@@ -54,9 +63,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
   metrics.tracks.addSource((add) => {
     for (const app of apps.list())
-      for (const s of app.state.allSessions())
-        for (const t of s.tracks())
-          if (t.location === "local" && t.status === "active") add({ kind: "audio" });
+      for (const s of app.state.allSessions()) for (const t of s.activeTracks()) add({ kind: t.kind });
   });
 
   // The one media clock of the process: every adapter's frames are paced by it.
@@ -74,15 +81,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const api = buildApi({ apps, logger, metrics, plugins: [adapterRoutes((appId) => managers.get(appId)!)] });
   if (existsSync(WEB_ROOT)) api.register(fastifyStatic, { root: WEB_ROOT, prefix: "/" });
-  await api.listen({ host: config.http.host, port: config.http.port });
-  const address = api.server.address();
-  const port = typeof address === "object" && address ? address.port : config.http.port;
-  const host = config.http.host.includes(":") ? `[${config.http.host}]` : config.http.host;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
+    api,
     apps,
     metrics,
+    scheduler,
+    adapters: (appId) => managers.get(appId),
     close() {
       closing ??= (async () => {
         for (const m of managers.values()) m.closeAll("server shutting down", 1001);
@@ -93,4 +98,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       return closing;
     },
   };
+}
+
+/** createServer, then listen. Used by the CLI and by tests (port 0). */
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const core = createServer(opts);
+  const { http } = opts.config;
+  await core.api.listen({ host: http.host, port: http.port });
+  const address = core.api.server.address();
+  const port = typeof address === "object" && address ? address.port : http.port;
+  const host = http.host.includes(":") ? `[${http.host}]` : http.host;
+  return { ...core, url: `http://${host}:${port}` };
 }

@@ -15,6 +15,8 @@ export function clientPeer(): RTCPeerConnection {
   return new RTCPeerConnection({
     iceServers: [],
     iceUseIpv6: false,
+    // One transport for every m-line: with werift's default policy extra ICE sockets outlive close().
+    bundlePolicy: "max-bundle",
     iceAdditionalHostAddresses: ["127.0.0.1"],
     iceInterfaceAddresses: { udp4: "127.0.0.1" },
     codecs: {

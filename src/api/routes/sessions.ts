@@ -36,12 +36,13 @@ async function negotiate<T>(what: string, fn: () => Promise<T>): Promise<T> {
 }
 
 export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  const sessionOf = (req: FastifyRequest): Session => {
+  /** The session named in the URL; `negotiable` refuses adapter sessions (they have no peer connection). */
+  const sessionOf = (req: FastifyRequest, negotiable = true): Session => {
     const state = ctx.appOf(req).state;
     const { sessionId } = req.params as SessionParams;
     const found = state.lookup(sessionId);
     if (found.ok) {
-      if (!found.session.hasPeer)
+      if (negotiable && !found.session.hasPeer)
         throw new ApiError(
           "invalid_request",
           `session ${sessionId} belongs to an adapter and has no peer connection`,
@@ -68,7 +69,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
 
   app.get("/sessions/:sessionId", async (req) => {
-    const session = sessionOf(req);
+    const session = sessionOf(req, false);
     return { tracks: session.tracks(), dataChannels: [] };
   });
 
