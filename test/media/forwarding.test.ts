@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { GenericNack, RtcpTransportLayerFeedback, type RtpPacket } from "werift";
 import { seqDiff } from "../../src/media/rtp.ts";
-import { decodeOpus, encodeOpus, publishAudio, pullAudio, pullAudioWithOffer } from "../helpers/rtc-client.ts";
+import {
+  decodeOpus,
+  encodeOpus,
+  publishAudio,
+  pullAudio,
+  pullAudioWithOffer,
+} from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { alignAndCorrelate, rms, speechLike } from "../helpers/signals.ts";
 
@@ -13,8 +19,16 @@ const PAYLOADS = encodeOpus(SOURCE);
 function assertInOrder(packets: RtpPacket[], expected: number): void {
   assert.equal(packets.length, expected, "packet count");
   for (let i = 1; i < packets.length; i++) {
-    assert.equal(seqDiff(packets[i].header.sequenceNumber, packets[i - 1].header.sequenceNumber), 1, `seq step at ${i}`);
-    assert.equal((packets[i].header.timestamp - packets[i - 1].header.timestamp) >>> 0, 960, `ts step at ${i}`);
+    assert.equal(
+      seqDiff(packets[i].header.sequenceNumber, packets[i - 1].header.sequenceNumber),
+      1,
+      `seq step at ${i}`,
+    );
+    assert.equal(
+      (packets[i].header.timestamp - packets[i - 1].header.timestamp) >>> 0,
+      960,
+      `ts step at ${i}`,
+    );
   }
   assert.equal(packets[0].header.payloadType, 111);
 }
@@ -43,7 +57,8 @@ describe("forwarding over real werift peers", () => {
       await pub.send(PAYLOADS);
       const got = await sub.waitFor(PAYLOADS.length);
       assertInOrder(got, PAYLOADS.length);
-      for (let i = 0; i < got.length; i++) assert.deepEqual(got[i].payload, Buffer.from(PAYLOADS[i]), `payload ${i}`);
+      for (let i = 0; i < got.length; i++)
+        assert.deepEqual(got[i].payload, Buffer.from(PAYLOADS[i]), `payload ${i}`);
       assertSameAudio(got);
     } finally {
       await Promise.all([pub.close(), sub.close()]);
@@ -102,7 +117,10 @@ describe("forwarding over real werift peers", () => {
       const before = sub.packets.length;
       await pub.send(PAYLOADS.slice(20, 40));
       const probe = await pullAudio(srv.api, pub).catch((e: Error) => e);
-      assert.ok(probe instanceof Error && /not_found_track_error/.test(probe.message), "closed track is not pullable");
+      assert.ok(
+        probe instanceof Error && /not_found_track_error/.test(probe.message),
+        "closed track is not pullable",
+      );
       assert.equal(sub.packets.length, before, "no packets after the close");
     } finally {
       await Promise.all([pub.close(), sub.close()]);

@@ -40,6 +40,8 @@ export abstract class Adapter {
   protected ws: WebSocket | undefined;
   /** Liveness: set on pong, cleared on ping; a peer that misses a whole ping interval is dropped. */
   alive = true;
+  /** Set when the keepalive gave up on the peer, so the close reason says so rather than "1006". */
+  protected silentPeer = false;
 
   constructor(
     readonly id: string,
@@ -76,6 +78,7 @@ export abstract class Adapter {
     const ws = this.ws;
     if (!ws || ws.readyState !== ws.OPEN) return;
     if (!this.alive) {
+      this.silentPeer = true;
       ws.terminate(); // half-open: no pong for a whole interval
       return;
     }

@@ -40,6 +40,11 @@ export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
       ca: opts.ca,
     });
     ws.binaryType = "nodebuffer";
+    // On a message above maxPayload, ws closes the socket itself with 1009 and no reason (before it emits
+    // 'error'). SPEC §2.5 wants the endpoint told why, so that close gets one.
+    const close = ws.close.bind(ws);
+    ws.close = (code?: number, reason?: string | Buffer) =>
+      close(code, reason ?? (code === 1009 ? `message larger than ${opts.maxPayload} bytes` : undefined));
     let settled = false;
     const done = (r: DialResult) => {
       if (settled) return;

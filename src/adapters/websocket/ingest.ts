@@ -100,7 +100,7 @@ export class IngestAdapter extends Adapter {
     }
     const decoded = decodePacket(data);
     if (!decoded.ok) {
-      this.close(`malformed Packet: ${decoded.error}`, 1007);
+      this.close(decoded.error, 1007); // "malformed Packet (n bytes): …"
       return;
     }
     const payload = decoded.packet.payload;
@@ -156,7 +156,9 @@ export class IngestAdapter extends Adapter {
     const last = this.framer.flush();
     if (last) this.enqueue(last, this.opts.now());
     this.pacer.endSegment();
-    this.endpointGone = `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`;
+    this.endpointGone = this.silentPeer
+      ? "endpoint stopped answering pings (half-open connection dropped)"
+      : `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`;
     if (this.pacer.queuedFrames === 0) this.close(this.endpointGone);
   }
 
