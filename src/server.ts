@@ -6,7 +6,9 @@ import type { FastifyInstance } from "fastify";
 import { AdapterManager } from "./adapters/websocket/manager.ts";
 import { buildApi } from "./api/http.ts";
 import { adapterRoutes } from "./api/routes/adapters.ts";
+import { consoleRoutes } from "./api/routes/console.ts";
 import type { Config } from "./config.ts";
+import { registerExamples } from "./examples/plugin.ts";
 import type { Logger } from "./log.ts";
 import { MediaScheduler, realClock, realTimers } from "./media/scheduler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
@@ -80,6 +82,9 @@ export function createServer(opts: StartOptions): ServerCore {
   });
 
   const api = buildApi({ apps, logger, metrics, plugins: [adapterRoutes((appId) => managers.get(appId)!)] });
+  // Built-in example endpoints (/examples/…, WebSocket + a few GET routes); off with --no-examples.
+  if (config.examples) registerExamples(api, { dataDir: config.dataDir, logger });
+  consoleRoutes(api, { apps, config });
   if (existsSync(WEB_ROOT)) api.register(fastifyStatic, { root: WEB_ROOT, prefix: "/" });
   let closing: Promise<void> | undefined;
   return {

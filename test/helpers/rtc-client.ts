@@ -103,6 +103,7 @@ export async function publishAudio(api: ApiClient, trackName = "mic"): Promise<P
     mid: tr.mid!,
     async send(payloads, intervalMs = 2) {
       const sent: RtpPacket[] = [];
+      const t0 = performance.now();
       for (const p of payloads) {
         const pkt = new RtpPacket(
           new RtpHeader({
@@ -118,7 +119,11 @@ export async function publishAudio(api: ApiClient, trackName = "mic"): Promise<P
         ts = (ts + 960) >>> 0;
         sent.push(pkt.clone());
         track.writeRtp(pkt);
-        if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
+        // Absolute pacing (t0 + n × interval): chained sleeps would drift slower than real time.
+        if (intervalMs > 0) {
+          const due = t0 + sent.length * intervalMs;
+          await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+        }
       }
       return sent;
     },

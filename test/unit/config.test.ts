@@ -24,6 +24,7 @@ const SETTINGS = [
   "ingest-low-water-ms",
   "endpoint-policy",
   "ws-ca-file",
+  "egress-reorder",
   "examples",
 ];
 
@@ -59,6 +60,7 @@ describe("loadConfig defaults", () => {
       ingestLowWaterMs: 30000,
       endpointPolicy: "default",
       caFile: undefined,
+      egressReorder: true,
     });
     assert.equal(DEFAULTS.examples, true);
   });
@@ -110,6 +112,7 @@ describe("loadConfig precedence", () => {
       "ingest-low-water-ms": ["100", (c) => c.adapter.ingestLowWaterMs, 100],
       "endpoint-policy": ["strict", (c) => c.adapter.endpointPolicy, "strict"],
       "ws-ca-file": ["/etc/ssl/private-ca.pem", (c) => c.adapter.caFile, "/etc/ssl/private-ca.pem"],
+      "egress-reorder": ["false", (c) => c.adapter.egressReorder, false],
       examples: ["false", (c) => c.examples, false],
     };
     for (const [name, [raw, read, expected]] of Object.entries(values)) {

@@ -1,0 +1,195 @@
+// "Recordings": the WAV files of the built-in recorder example (GET /examples/recorder/files), shown once the
+// recorder has been used. The list format is read liberally: an array (or {files|recordings: array}) of
+// file names or of objects with name/file/path, url/href, bytes/size, durationMs/duration(s), createdAt/mtime.
+import { $, fmtBytes, fmtDuration, h, setText } from "./dom.js";
+import { logError } from "./log.js";
+import { on, state } from "./state.js";
+
+export const FILES_PATH = "/examples/recorder/files";
+
+let visible = false;
+let inFlight = false;
+
+export function initRecordings() {
+  on("recorder", () => {
+    if (!visible) {
+      visible = true;
+      $("#recordings-card").hidden = false;
+      void refreshRecordings();
+    }
+  });
+  $("#recordings-refresh").addEventListener("click", () => void refreshRecordings());
+  $("#recordings-list").addEventListener("click", onClick);
+}
+
+export function resetRecordings() {
+  visible = false;
+  $("#recordings-card").hidden = true;
+  $("#recordings-list").replaceChildren();
+  items.clear();
+}
+
+/** Polled every few seconds while the card is visible. */
+export async function refreshRecordings() {
+  if (!visible || inFlight || !state.api) return;
+  inFlight = true;
+  try {
+    let res;
+    try {
+      res = await fetch(FILES_PATH, { cache: "no-store" });
+    } catch (err) {
+      logError(err, "Listing recordings");
+      return;
+    }
+    const text = await res.text();
+    let json;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      logError(
+        {
+          errorCode: json?.errorCode ?? `http_${res.status}`,
+          errorDescription: json?.errorDescription ?? (text.slice(0, 200) || res.statusText),
+          method: "GET",
+          path: FILES_PATH,
+          status: res.status,
+        },
+        "Listing recordings",
+      );
+      return;
+    }
+    render(parseFiles(json), parseActive(json));
+  } finally {
+    inFlight = false;
+  }
+}
+
+/** Only http(s) links on a path of this origin or an absolute http(s) URL; never javascript: or data:. */
+function safeUrl(url) {
+  try {
+    const u = new URL(url, location.origin);
+    return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function num(v) {
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
+
+/** @returns {{name: string, url: string | null, bytes?: number, durationMs?: number}[]} */
+export function parseFiles(json) {
+  const list = Array.isArray(json)
+    ? json
+    : Array.isArray(json?.files)
+      ? json.files
+      : Array.isArray(json?.recordings)
+        ? json.recordings
+        : [];
+  return list
+    .map((f) => {
+      if (typeof f === "string") {
+        const name = f.split("/").pop() ?? f;
+        return { name, url: safeUrl(f.includes("/") ? f : `${FILES_PATH}/${encodeURIComponent(f)}`) };
+      }
+      if (!f || typeof f !== "object") return null;
+      const name = String(
+        f.name ?? f.file ?? f.filename ?? (f.path ? String(f.path).split("/").pop() : (f.url ?? "?")),
+      );
+      const link = f.url ?? f.href ?? `${FILES_PATH}/${encodeURIComponent(name)}`;
+      const seconds = num(f.durationSeconds) ?? num(f.duration) ?? num(f.seconds);
+      return {
+        name,
+        url: safeUrl(String(link)),
+        bytes: num(f.bytes) ?? num(f.size) ?? num(f.sizeBytes),
+        durationMs: num(f.durationMs) ?? (seconds === undefined ? undefined : seconds * 1000),
+      };
+    })
+    .filter((f) => f !== null);
+}
+
+/** Recordings still being written, when the list says so (`active: [{file|name, durationMs}]`). */
+export function parseActive(json) {
+  const list = Array.isArray(json?.active) ? json.active : [];
+  return list
+    .filter((r) => r && typeof r === "object")
+    .map((r) => ({ name: String(r.file ?? r.name ?? r.id ?? "?"), durationMs: num(r.durationMs) }));
+}
+
+/** @type {Map<string, HTMLElement>} */
+const items = new Map();
+
+/**
+ * @param {{name: string, url: string | null, bytes?: number, durationMs?: number}[]} files
+ * @param {{name: string, durationMs?: number}[]} active
+ */
+function render(files, active) {
+  const list = $("#recordings-list");
+  const rows = [
+    ...active.map((r) => ({
+      key: `active:${r.name}`,
+      name: r.name,
+      url: null,
+      active: true,
+      durationMs: r.durationMs,
+    })),
+    ...files.map((f) => ({ key: `file:${f.name}`, active: false, ...f })),
+  ];
+  const keys = new Set(rows.map((r) => r.key));
+  for (const [key, li] of items)
+    if (!keys.has(key)) {
+      li.remove();
+      items.delete(key);
+    }
+  rows.forEach((f, i) => {
+    let li = items.get(f.key);
+    if (!li) {
+      li = h(
+        "li",
+        { class: f.active ? "recording is-active" : "recording", dataset: { name: f.name } },
+        h("span", { class: "rec-icon", "aria-hidden": "true" }),
+        f.url
+          ? h("a", { href: f.url, download: f.name, class: "rec-name" }, f.name)
+          : h("span", { class: "rec-name" }, f.name),
+        h("span", { class: "rec-meta" }),
+        f.url
+          ? h(
+              "button",
+              { class: "btn small ghost", type: "button", dataset: { action: "listen", url: f.url } },
+              "Listen",
+            )
+          : null,
+      );
+      items.set(f.key, li);
+    }
+    const meta = [
+      f.active ? "recording…" : "",
+      f.durationMs !== undefined ? fmtDuration(f.durationMs) : "",
+      "bytes" in f && f.bytes !== undefined ? fmtBytes(f.bytes) : "",
+    ]
+      .filter(Boolean)
+      .join(" · ");
+    setText(/** @type {HTMLElement} */ (li.querySelector(".rec-meta")), meta);
+    if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
+  });
+  $("#recordings-empty").hidden = rows.length > 0;
+  setText($("#recordings-summary"), files.length ? `${files.length} file${files.length > 1 ? "s" : ""}` : "");
+}
+
+function onClick(ev) {
+  const button = /** @type {HTMLElement} */ (ev.target).closest('button[data-action="listen"]');
+  if (!(button instanceof HTMLButtonElement)) return;
+  const li = button.closest("li");
+  if (!li || li.querySelector("audio")) return;
+  const audio = h("audio", { controls: true, autoplay: true, src: button.dataset.url, preload: "auto" });
+  li.append(audio);
+  button.remove();
+}
+
+export function isRecordingsVisible() {
+  return visible;
+}
