@@ -36,6 +36,8 @@ export interface Config {
     readonly endpointPolicy: EndpointPolicy;
     readonly caFile: string | undefined;
     readonly egressReorder: boolean;
+    readonly ingestOpusFec: boolean;
+    readonly ingestOpusComplexity: number;
   };
   readonly examples: boolean;
 }
@@ -117,6 +119,8 @@ const shape = {
   "endpoint-policy": oneOf(["default", "strict"]),
   "ws-ca-file": path.optional(),
   "egress-reorder": boolean,
+  "ingest-opus-fec": boolean,
+  "ingest-opus-complexity": integer(0, 10, "an integer from 0 to 10"),
   examples: boolean,
 };
 
@@ -221,6 +225,16 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     valueName: "file",
     description: "Extra PEM CA bundle trusted for wss:// endpoints (private CAs).",
   },
+  "ingest-opus-fec": {
+    default: "true",
+    description:
+      "Ingest tracks carry Opus in-band FEC (robust to loss on the way to listeners; ~3x the encode CPU of plain CELT).",
+  },
+  "ingest-opus-complexity": {
+    default: "5",
+    valueName: "0-10",
+    description: "Opus encoder complexity for ingest tracks (higher: slightly better quality, more CPU).",
+  },
   "egress-reorder": {
     default: "true",
     description:
@@ -233,7 +247,7 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
 };
 
 const NAMES = Object.keys(shape) as SettingName[];
-const BOOLEAN_SETTINGS = new Set<SettingName>(["examples", "egress-reorder"]);
+const BOOLEAN_SETTINGS = new Set<SettingName>(["examples", "egress-reorder", "ingest-opus-fec"]);
 
 export function envName(name: SettingName): string {
   return `PATCHBAY_${name.toUpperCase().replaceAll("-", "_")}`;
@@ -314,6 +328,8 @@ const schema = z
         endpointPolicy: v["endpoint-policy"],
         caFile: v["ws-ca-file"],
         egressReorder: v["egress-reorder"],
+        ingestOpusFec: v["ingest-opus-fec"],
+        ingestOpusComplexity: v["ingest-opus-complexity"],
       },
       examples: v.examples,
     }),

@@ -67,7 +67,8 @@ export class OpusEncoder {
     this.application = options.application ?? "audio";
     this.bitrate = options.bitrate ?? 48_000;
     const complexity = options.complexity ?? 9;
-    const loss = options.packetLossPercent ?? 10;
+    // Expected loss only matters for FEC sizing; without FEC it would just bias the mode decision.
+    const loss = options.packetLossPercent ?? (options.inbandFec === false ? 0 : 10);
     if (!Number.isInteger(this.bitrate) || this.bitrate < 6_000 || this.bitrate > 510_000) {
       throw new RangeError(`bitrate must be an integer in [6000, 510000], got ${this.bitrate}`);
     }

@@ -62,6 +62,13 @@ export interface MediaSchedulerOptions {
    * as the media contract asks; set a bound to survive a process that was suspended for minutes.
    */
   maxCatchUpSlots?: number;
+  /**
+   * Number of evenly spaced phases inside a period that streams are spread over (each new stream takes
+   * the least used phase). 1 (default) puts every stream on the same instant. With many streams, work
+   * done in one wake delays the packets of the streams handled last in it; spreading them over phases
+   * bounds that tail (e.g. 10 phases: a wake every 2 ms serving a tenth of the streams).
+   */
+  phases?: number;
   /** A stream's tick threw. The other streams, and this stream's later slots, still run. */
   onError?: (error: unknown, registration: Registration) => void;
   /** Called once per timer wake with how late the wake was relative to the deadline it was armed for. */
@@ -110,11 +117,18 @@ class StreamEntry implements Registration {
 
   readonly stream: ScheduledStream;
   readonly startMs: number;
+  readonly phase: number;
   readonly #onCancel: (entry: StreamEntry) => void;
 
-  constructor(stream: ScheduledStream, startMs: number, onCancel: (entry: StreamEntry) => void) {
+  constructor(
+    stream: ScheduledStream,
+    startMs: number,
+    phase: number,
+    onCancel: (entry: StreamEntry) => void,
+  ) {
     this.stream = stream;
     this.startMs = startMs;
+    this.phase = phase;
     this.#onCancel = onCancel;
   }
 
@@ -136,6 +150,7 @@ export class MediaScheduler {
   readonly #onLateness: ((lateMs: number) => void) | undefined;
   readonly #epochMs: number;
   readonly #streams = new Set<StreamEntry>();
+  readonly #phaseLoad: number[];
   #timer: unknown = null;
   #timerDeadline = Number.POSITIVE_INFINITY;
   #running = false;
@@ -170,6 +185,10 @@ export class MediaScheduler {
       });
     this.#onLateness = options.onLateness;
     this.#epochMs = this.#clock.now();
+    const phases = options.phases ?? 1;
+    if (!Number.isInteger(phases) || phases < 1)
+      throw new RangeError(`phases must be an integer ≥ 1, got ${phases}`);
+    this.#phaseLoad = new Array(phases).fill(0);
   }
 
   get stats(): Readonly<MediaSchedulerStats> {
@@ -184,8 +203,13 @@ export class MediaScheduler {
   register(stream: ScheduledStream): Registration {
     if (this.#closed) throw new Error("MediaScheduler is closed");
     const now = this.#clock.now();
-    const gridIndex = Math.max(0, Math.ceil((now - this.#epochMs) / this.periodMs));
-    const entry = new StreamEntry(stream, this.#epochMs + gridIndex * this.periodMs, (e) => this.#remove(e));
+    let phase = 0;
+    for (let p = 1; p < this.#phaseLoad.length; p++)
+      if (this.#phaseLoad[p] < this.#phaseLoad[phase]) phase = p;
+    this.#phaseLoad[phase]++;
+    const offset = this.#epochMs + (phase * this.periodMs) / this.#phaseLoad.length;
+    const gridIndex = Math.max(0, Math.ceil((now - offset) / this.periodMs));
+    const entry = new StreamEntry(stream, offset + gridIndex * this.periodMs, phase, (e) => this.#remove(e));
     this.#streams.add(entry);
     // Inside a wake, #run re-arms once at the end; arming here too would only be cancelled again.
     if (!this.#running) this.#armFor(entry.startMs);
@@ -202,6 +226,7 @@ export class MediaScheduler {
 
   #remove(entry: StreamEntry): void {
     this.#streams.delete(entry);
+    this.#phaseLoad[entry.phase]--;
     if (this.#streams.size === 0 && !this.#running) this.#disarm();
   }
 

@@ -25,6 +25,8 @@ const SETTINGS = [
   "endpoint-policy",
   "ws-ca-file",
   "egress-reorder",
+  "ingest-opus-fec",
+  "ingest-opus-complexity",
   "examples",
 ];
 
@@ -61,6 +63,8 @@ describe("loadConfig defaults", () => {
       endpointPolicy: "default",
       caFile: undefined,
       egressReorder: true,
+      ingestOpusFec: true,
+      ingestOpusComplexity: 5,
     });
     assert.equal(DEFAULTS.examples, true);
   });
@@ -113,6 +117,8 @@ describe("loadConfig precedence", () => {
       "endpoint-policy": ["strict", (c) => c.adapter.endpointPolicy, "strict"],
       "ws-ca-file": ["/etc/ssl/private-ca.pem", (c) => c.adapter.caFile, "/etc/ssl/private-ca.pem"],
       "egress-reorder": ["false", (c) => c.adapter.egressReorder, false],
+      "ingest-opus-fec": ["false", (c) => c.adapter.ingestOpusFec, false],
+      "ingest-opus-complexity": ["9", (c) => c.adapter.ingestOpusComplexity, 9],
       examples: ["false", (c) => c.examples, false],
     };
     for (const [name, [raw, read, expected]] of Object.entries(values)) {

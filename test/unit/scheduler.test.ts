@@ -363,3 +363,43 @@ describe("MediaScheduler", () => {
     });
   });
 });
+
+describe("MediaScheduler phases", () => {
+  it("spreads streams over evenly spaced phases, each still on its own absolute 20 ms clock", () => {
+    const clock = new FakeClock(0);
+    const scheduler = makeScheduler(clock, { phases: 10 });
+    const recs = Array.from({ length: 20 }, () => recorder());
+    for (const r of recs) scheduler.register(r.stream);
+    clock.advance(1000);
+    const starts = recs.map((r) => r.ticks[0].slotTime);
+    // Two streams per phase, phases 2 ms apart.
+    const perPhase = new Map<number, number>();
+    for (const t of starts) perPhase.set(t % 20, (perPhase.get(t % 20) ?? 0) + 1);
+    assert.deepEqual(
+      [...perPhase.entries()].sort((a, b) => a[0] - b[0]),
+      [0, 2, 4, 6, 8, 10, 12, 14, 16, 18].map((p) => [p, 2]),
+    );
+    for (const r of recs) {
+      r.ticks.forEach((t, i) => {
+        assert.equal(t.slot, i, "every slot once, in order");
+        assert.equal(t.slotTime, r.ticks[0].slotTime + i * 20, "absolute slot times");
+        assert.ok(t.now - t.slotTime <= 1, "run on time");
+      });
+    }
+    // A wake serves one phase only: at most two ticks per wake.
+    assert.ok(scheduler.stats.wakes >= 480, `one wake per phase instant (${scheduler.stats.wakes})`);
+    scheduler.close();
+  });
+
+  it("a cancelled stream frees its phase for the next registration", () => {
+    const clock = new FakeClock(0);
+    const scheduler = makeScheduler(clock, { phases: 4 });
+    const regs = Array.from({ length: 4 }, () => scheduler.register(recorder().stream));
+    regs[2].cancel();
+    const r = recorder();
+    scheduler.register(r.stream);
+    clock.advance(100);
+    assert.equal(r.ticks[0].slotTime % 20, regs[2].startMs % 20, "the freed phase is reused");
+    scheduler.close();
+  });
+});

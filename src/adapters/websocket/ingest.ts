@@ -14,6 +14,8 @@ export interface IngestOptions {
   highWaterMs: number;
   lowWaterMs: number;
   maxMessageBytes: number;
+  opusFec: boolean;
+  opusComplexity: number;
   now: () => number;
   onFrame?(latencyMs: number): void;
   onUnderrun?(): void;
@@ -31,7 +33,7 @@ export class IngestAdapter extends Adapter {
   readonly track: Track;
   private readonly framer = new PcmFramer();
   private readonly pacer: Pacer;
-  private readonly encoder = new OpusEncoder();
+  private readonly encoder: OpusEncoder;
   private readonly packetizer = new OpusRtpPacketizer({ ssrc: randomInt(1, 2 ** 32 - 1) });
   /** Arrival time of each queued frame (parallel to the pacer's queue), for the latency histogram. */
   private arrivals: number[] = [];
@@ -50,6 +52,7 @@ export class IngestAdapter extends Adapter {
   ) {
     super(id, trackName, endpoint);
     this.pacer = new Pacer({ highWaterMs: opts.highWaterMs, lowWaterMs: opts.lowWaterMs });
+    this.encoder = new OpusEncoder({ inbandFec: opts.opusFec, complexity: opts.opusComplexity });
     this.track = session.publish({ name: trackName, kind: "audio", codec: OPUS, publisher: {} });
     // The session exists for this track only (SPEC §1.3).
     this.track.closed.subscribe((reason) => {

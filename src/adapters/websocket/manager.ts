@@ -146,6 +146,8 @@ export class AdapterManager {
       highWaterMs: cfg.ingestHighWaterMs,
       lowWaterMs: cfg.ingestLowWaterMs,
       maxMessageBytes: cfg.maxMessageBytes,
+      opusFec: cfg.ingestOpusFec,
+      opusComplexity: cfg.ingestOpusComplexity,
       now: this.deps.now,
       onFrame: (ms) => {
         m.adapterFrames.inc({ direction: "ingest" });
