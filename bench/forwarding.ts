@@ -13,18 +13,21 @@
 // Bounded by construction: finite ramps, every wait has a timeout, only 127.0.0.1 is used, and both
 // children are killed at the end of each step (and on error, Ctrl-C, or exit).
 
-import { type ChildProcess, execFileSync, fork } from "node:child_process";
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  type WriteStream,
-  writeFileSync,
-} from "node:fs";
+import type { ChildProcess } from "node:child_process";
+import { createWriteStream, existsSync, mkdirSync, type WriteStream, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import {
+  BENCH_DIR,
+  installChildCleanup,
+  killAll,
+  ROOT,
+  spawnChild,
+  stopChild,
+  waitMessage,
+} from "./lib/children.ts";
+import { f, renderTable } from "./lib/format.ts";
+import { fileStamp, gitInfo, machineCpu, machineInfo, udpCounters } from "./lib/system.ts";
 import { formatProfileSummary, type ProfileSummary, summarizeProfile } from "./profile-summary.ts";
 import {
   BENCH_APP,
@@ -37,8 +40,7 @@ import {
   type SetupResult,
 } from "./protocol.ts";
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const ROOT = join(HERE, "..");
+const HERE = BENCH_DIR;
 
 // ---- options ---------------------------------------------------------------------------------
 
@@ -160,115 +162,11 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-// ---- children --------------------------------------------------------------------------------
+// ---- children ----------------------------------------------------------------------------------
 
-const live = new Set<ChildProcess>();
-
-function killAll(): void {
-  for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
-}
-
-process.on("exit", killAll);
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    process.stderr.write(`\n${sig}: stopping children\n`);
-    killAll();
-    process.exit(130);
-  });
-}
-
-function spawnChild(script: string, log: WriteStream, tag: string): ChildProcess {
-  const child = fork(join(HERE, script), [], {
-    cwd: ROOT,
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "pipe", "pipe", "ipc"],
-    env: { ...process.env, NODE_ENV: "production" },
-  });
-  live.add(child);
-  child.on("exit", () => live.delete(child));
-  child.on("error", (err) => log.write(`[${tag} ${child.pid}] child process error: ${err.message}\n`));
-  const prefix = (chunk: Buffer) =>
-    chunk
-      .toString()
-      .split("\n")
-      .filter((l) => l.length > 0)
-      .map((l) => `[${tag} ${child.pid}] ${l}\n`)
-      .join("");
-  child.stdout?.on("data", (c: Buffer) => log.write(prefix(c)));
-  child.stderr?.on("data", (c: Buffer) => log.write(prefix(c)));
-  return child;
-}
-
-function waitMessage<T>(
-  child: ChildProcess,
-  match: (m: T) => boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      clearTimeout(timer);
-      child.off("message", onMessage);
-      child.off("exit", onExit);
-    };
-    const timer = setTimeout(() => {
-      done();
-      reject(new Error(`${what}: nothing after ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onMessage = (m: unknown) => {
-      if (!match(m as T)) return;
-      done();
-      resolve(m as T);
-    };
-    const onExit = (code: number | null) => {
-      done();
-      reject(new Error(`${what}: child exited with code ${code} (see the log)`));
-    };
-    child.on("message", onMessage);
-    child.on("exit", onExit);
-  });
-}
-
-/** Ask politely, then SIGKILL; resolves once the child is gone. */
-async function stopChild(child: ChildProcess, message: { type: string }, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once("exit", () => r()));
-  try {
-    if (child.connected) await request(child, message, graceMs).catch(() => {});
-  } finally {
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
-  }
-}
+installChildCleanup();
 
 // ---- machine-wide counters --------------------------------------------------------------------
-
-/** Busy and total CPU time over all cores, ms (os.cpus(); includes other processes). */
-function machineCpu(): { busy: number; total: number } {
-  let busy = 0;
-  let total = 0;
-  for (const c of os.cpus()) {
-    const t = c.times;
-    busy += t.user + t.nice + t.sys + t.irq;
-    total += t.user + t.nice + t.sys + t.irq + t.idle;
-  }
-  return { busy, total };
-}
-
-/** System-wide UDP counters from /proc/net/snmp (Linux); empty elsewhere. */
-function udpCounters(): Record<string, number> {
-  try {
-    const lines = readFileSync("/proc/net/snmp", "utf8")
-      .split("\n")
-      .filter((l) => l.startsWith("Udp:"));
-    const names = lines[0].split(/\s+/).slice(1);
-    const values = lines[1].split(/\s+/).slice(1).map(Number);
-    return Object.fromEntries(names.map((n, i) => [n, values[i]]));
-  } catch {
-    return {};
-  }
-}
 
 async function scrapeForwarded(url: string): Promise<number | undefined> {
   try {
@@ -555,8 +453,6 @@ async function runStep(
 
 // ---- output -----------------------------------------------------------------------------------
 
-const f = (x: number | undefined, d = 1) => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(d));
-
 function table(steps: StepResult[]): string {
   const head = [
     "scenario",
@@ -594,22 +490,7 @@ function table(steps: StepResult[]): string {
     f(r.machine?.otherCores, 2),
     r.verdict + (r.machine?.contended ? " (contended)" : ""),
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
-}
-
-function git(args: string[]): string | undefined {
-  try {
-    return execFileSync("git", args, {
-      cwd: ROOT,
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "ignore"],
-    }).trim();
-  } catch {
-    return undefined;
-  }
+  return renderTable(head, rows, 3);
 }
 
 interface ScenarioSummary {
@@ -678,27 +559,12 @@ async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
   const resultsDir = join(HERE, "results");
   mkdirSync(resultsDir, { recursive: true });
-  const stamp = new Date()
-    .toISOString()
-    .replace(/\.\d+Z$/, "Z")
-    .replaceAll(":", "-");
+  const stamp = fileStamp();
   const outPath = opts.out ?? join(resultsDir, `forwarding-${stamp}.json`);
   const logPath = join(resultsDir, `forwarding-${stamp}.log`);
   const log = createWriteStream(logPath);
-  const cpus = os.cpus();
-  const machine = {
-    cpuModel: cpus[0]?.model ?? "unknown",
-    cores: cpus.length,
-    availableParallelism: os.availableParallelism(),
-    totalMemGB: os.totalmem() / 2 ** 30,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    loadavgAtStart: os.loadavg(),
-  };
-  const commit = git(["rev-parse", "--short", "HEAD"]);
-  const dirty =
-    (git(["--no-optional-locks", "status", "--porcelain", "--untracked-files=all", "--", "src"]) ?? "") !==
-    "";
+  const machine = machineInfo();
+  const { commit, srcDirty: dirty } = gitInfo();
   const ctx: StepContext = { opts, log, resultsDir, stamp };
 
   const caveat =

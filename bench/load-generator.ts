@@ -14,11 +14,11 @@
 // also catches misrouted streams (every publisher starts at a different phase of the loop).
 
 import { createHistogram, monitorEventLoopDelay, performance } from "node:perf_hooks";
-import { Encoder } from "@evan/opus";
-import { MediaStreamTrack, type RTCPeerConnection, RtpHeader, RtpPacket } from "werift";
+import { type MediaStreamTrack, type RTCPeerConnection, RtpHeader, RtpPacket } from "werift";
 import { ApiClient } from "../src/client/api-client.ts";
-import { clientPeer, waitConnected } from "../test/helpers/rtc-client.ts";
-import { speechLike } from "../test/helpers/signals.ts";
+import { pool, withTimeout } from "./lib/async.ts";
+import { encodeOpusLoop } from "./lib/opus-loop.ts";
+import { publishAudioTrack, pullAudioTrack } from "./lib/peers.ts";
 import {
   exitWithParent,
   type LoadMessage,
@@ -39,17 +39,7 @@ const MAX_RUN_PACKETS = 120_000 / FRAME_MS;
 const OPUS_BITRATE = Number(process.env.BENCH_OPUS_BITRATE ?? 32_000);
 
 /** A pre-encoded, speech-like, 10 s Opus loop (stereo 48 kHz, 20 ms frames), every packet distinct. */
-function encodeLoop(): Buffer[] {
-  const pcm = speechLike(LOOP_MS, { seed: 20240611 });
-  const enc = new Encoder({ channels: 2, sample_rate: 48000, application: "voip" });
-  enc.bitrate = OPUS_BITRATE;
-  const out: Buffer[] = [];
-  for (let i = 0; i + 1920 <= pcm.length; i += 1920)
-    out.push(Buffer.from(enc.encode(pcm.subarray(i, i + 1920))));
-  return out;
-}
-
-const LOOP = encodeLoop();
+const LOOP = encodeOpusLoop(LOOP_MS, 20240611, OPUS_BITRATE);
 const L = LOOP.length;
 const LOOP_INDEX = new Map<string, number>();
 for (let i = 0; i < L; i++) LOOP_INDEX.set(LOOP[i].toString("base64"), i);
@@ -126,64 +116,19 @@ const latency = createHistogram();
 
 const send = (m: LoadMessage) => sendToParent(m);
 
-/** Run `fn` over `items` with at most `limit` in flight; stops starting new ones after the first error. */
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (failed === undefined && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failed !== undefined) throw failed;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
 /** Variant 1 (push with the client's offer), as test/helpers/rtc-client.ts publishAudio does. */
 async function createPublisher(api: ApiClient, index: number, timeoutMs: number): Promise<void> {
-  const pc = clientPeer();
-  try {
-    const track = new MediaStreamTrack({ kind: "audio" });
-    const tr = pc.addTransceiver(track, { direction: "sendonly" });
-    await pc.setLocalDescription(await pc.createOffer());
-    const { sessionId } = await api.newSession();
-    const trackName = `bench-${index}`;
-    const res = await api.newTracks(sessionId, {
-      sessionDescription: { type: "offer", sdp: pc.localDescription!.sdp },
-      tracks: [{ location: "local", mid: tr.mid!, trackName }],
-    });
-    if (res.tracks[0]?.errorCode) throw new Error(`publish failed: ${res.tracks[0].errorCode}`);
-    await pc.setRemoteDescription(res.sessionDescription!);
-    await waitConnected(pc, timeoutMs);
-    publishers[index] = {
-      index,
-      pc,
-      track,
-      sessionId,
-      trackName,
-      phase: (index * 37) % L,
-      seqBase: (index * 7919) & 0xffff,
-      tsBase: (index * 104729) >>> 0,
-    };
-  } catch (err) {
-    await pc.close().catch(() => {});
-    throw err;
-  }
+  const { pc, track, sessionId, trackName } = await publishAudioTrack(api, `bench-${index}`, timeoutMs);
+  publishers[index] = {
+    index,
+    pc,
+    track,
+    sessionId,
+    trackName,
+    phase: (index * 37) % L,
+    seqBase: (index * 7919) & 0xffff,
+    tsBase: (index * 104729) >>> 0,
+  };
 }
 
 /** Variant 3 (server offer, answer through PUT renegotiate), as pullAudio does, but counting instead of storing. */
@@ -193,34 +138,16 @@ async function createSubscriber(
   totalPackets: number,
   timeoutMs: number,
 ): Promise<void> {
-  const pc = clientPeer();
-  try {
-    const counter = new StreamCounter(pub, totalPackets);
-    pc.onTrack.subscribe((track) => {
-      track.onReceiveRtp.subscribe((rtp) => {
-        const run = runState;
-        if (!run) return;
-        const now = performance.now();
-        counter.onPacket(rtp.header.sequenceNumber, rtp.payload, now, run.t0, (n, late) => {
-          if (n >= run.kStart && n < run.kEnd) latency.record(Math.max(1, Math.round(late * 1e6)));
-        });
-      });
+  const counter = new StreamCounter(pub, totalPackets);
+  const pc = await pullAudioTrack(api, pub, timeoutMs, (rtp) => {
+    const run = runState;
+    if (!run) return;
+    const now = performance.now();
+    counter.onPacket(rtp.header.sequenceNumber, rtp.payload, now, run.t0, (n, late) => {
+      if (n >= run.kStart && n < run.kEnd) latency.record(Math.max(1, Math.round(late * 1e6)));
     });
-    const { sessionId } = await api.newSession();
-    const res = await api.newTracks(sessionId, {
-      tracks: [{ location: "remote", sessionId: pub.sessionId, trackName: pub.trackName }],
-    });
-    if (res.tracks[0]?.errorCode)
-      throw new Error(`pull failed: ${res.tracks[0].errorCode} ${res.tracks[0].errorDescription}`);
-    await pc.setRemoteDescription(res.sessionDescription!);
-    await pc.setLocalDescription(await pc.createAnswer());
-    await api.renegotiate(sessionId, { type: "answer", sdp: pc.localDescription!.sdp });
-    await waitConnected(pc, timeoutMs);
-    subscribers.push({ pc, counter });
-  } catch (err) {
-    await pc.close().catch(() => {});
-    throw err;
-  }
+  });
+  subscribers.push({ pc, counter });
 }
 
 async function setup(req: SetupRequest): Promise<SetupResult> {

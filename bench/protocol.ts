@@ -1,8 +1,11 @@
-// Messages exchanged over the Node IPC channel between the benchmark orchestrator (bench/forwarding.ts)
-// and its two children (bench/server-process.ts, bench/load-generator.ts), plus a small request/reply
-// helper. Every request carries an id; the child answers with `{ type: "reply", id, ... }`.
+// Messages exchanged over the Node IPC channel between the benchmark orchestrators (bench/forwarding.ts,
+// bench/ingest.ts, bench/egress.ts) and their children (bench/server-process.ts, bench/load-generator.ts,
+// bench/adapter-load.ts), plus a small request/reply helper. Every request carries an id; the child
+// answers with `{ type: "reply", id, ... }`. The adapter benchmarks' own messages are in
+// bench/lib/adapter-protocol.ts.
 
 import type { ChildProcess } from "node:child_process";
+import type { GridInfo, ProbeOptions, ProbeReport } from "./lib/adapter-protocol.ts";
 
 /** The app every benchmark server is started with (PATCHBAY_APPS); loopback only, never a real secret. */
 export const BENCH_APP = { appId: "be".repeat(16), secret: "bench-secret-0123456789abcdef" } as const;
@@ -33,11 +36,23 @@ export type ServerRequest =
   | { type: "snapshot"; id: number }
   | { type: "profile-start"; id: number; samplingIntervalUs: number }
   | { type: "profile-stop"; id: number; path: string }
+  /** Adapter benchmarks: the scheduler's slot grid, and per-frame probes over a window. */
+  | { type: "grid"; id: number }
+  | { type: "probe-start"; id: number; options: ProbeOptions }
+  | { type: "probe-stop"; id: number }
   | { type: "shutdown"; id: number };
 
 export type ServerMessage =
   | { type: "ready"; url: string; pid: number }
-  | { type: "reply"; id: number; snapshot?: ServerSnapshot; error?: string; path?: string };
+  | {
+      type: "reply";
+      id: number;
+      snapshot?: ServerSnapshot;
+      error?: string;
+      path?: string;
+      grid?: GridInfo;
+      probe?: ProbeReport;
+    };
 
 export interface SetupRequest {
   type: "setup";

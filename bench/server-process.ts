@@ -1,11 +1,15 @@
 // The Patchbay server under test, alone in its own process so its CPU time and event loop are its own.
-// Started by bench/forwarding.ts with `fork()` (IPC channel); it can also run by hand:
-//   node --import tsx bench/server-process.ts        (prints PATCHBAY_URL=..., Ctrl-C to stop)
+// Started by bench/forwarding.ts, bench/ingest.ts and bench/egress.ts with `fork()` (IPC channel); it can
+// also run by hand:
+//   node --import tsx bench/server-process.ts [server flags]   (prints PATCHBAY_URL=..., Ctrl-C to stop)
 //
 // It builds the real server the way the CLI does (loadConfig → AppRegistry.load → startServer) with a
-// temporary data directory, one known app from PATCHBAY_APPS and loopback-only addresses, then answers
-// requests from the orchestrator: a CPU / event-loop / forwarded-packets snapshot, CPU profile
-// start/stop (node:inspector, so only the measurement window is profiled), and shutdown.
+// temporary data directory, one known app from PATCHBAY_APPS and loopback-only addresses; extra command-line
+// arguments are passed to loadConfig as server flags (e.g. --no-egress-reorder). It then answers requests
+// from the orchestrator: a CPU / event-loop / forwarded-packets snapshot, CPU profile start/stop
+// (node:inspector, so only the measurement window is profiled), the media scheduler's slot grid, per-frame
+// adapter probes over a window (bench/lib/probes.ts; nothing is instrumented before the first probe-start),
+// and shutdown.
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
@@ -16,6 +20,7 @@ import { loadConfig } from "../src/config.ts";
 import { createLogger } from "../src/log.ts";
 import { startServer } from "../src/server.ts";
 import { AppRegistry } from "../src/sfu/apps.ts";
+import { Probes } from "./lib/probes.ts";
 import {
   BENCH_APP,
   exitWithParent,
@@ -44,6 +49,7 @@ const config = loadConfig(
     process.env.BENCH_SERVER_LOG_LEVEL ?? "warn",
     "--log-format",
     "json",
+    ...process.argv.slice(2),
   ],
   { PATCHBAY_APPS: JSON.stringify([{ ...BENCH_APP, name: "bench" }]) },
 );
@@ -55,6 +61,7 @@ const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
 eld.enable();
 
 let profiler: Session | undefined;
+const probes = new Probes(server, BENCH_APP.appId);
 
 async function snapshot() {
   const cpu = process.cpuUsage();
@@ -107,6 +114,13 @@ async function handle(
       writeFileSync(msg.path, JSON.stringify(profile));
       return { path: msg.path };
     }
+    case "grid":
+      return { grid: probes.grid() };
+    case "probe-start":
+      probes.start(msg.options);
+      return {};
+    case "probe-stop":
+      return { probe: probes.stop() };
     case "shutdown":
       // Reply first; the exit follows on the next turn.
       setImmediate(() => void shutdown(0));

@@ -1,7 +1,7 @@
 /**
  * The console at `/` (web/), clicked through in headless Chromium like a new user would: sign in, publish the
  * fake microphone, stream it to an endpoint through an egress adapter, bring speech in through an ingest
- * adapter and play it, close everything. Writes screenshots of the main states to docs/screenshots/ at
+ * adapter and play it, close everything. Writes screenshots of the main states (test-results/screenshots/, or docs/screenshots/ with UPDATE_SCREENSHOTS=1) at
  * 1280×800 and 390×844.
  *
  * Part 1 uses WebSocket endpoints of this test (test/helpers/ws-endpoints.ts), typed into the custom URL
@@ -26,7 +26,14 @@ import { startTestServer, TEST_APPS, type TestServer } from "../helpers/server.t
 import { speechLike } from "../helpers/signals.ts";
 import { closedPort, type Endpoint, startEndpoint, ttsBurst } from "../helpers/ws-endpoints.ts";
 
-const SCREENSHOTS = fileURLToPath(new URL("../../docs/screenshots/", import.meta.url));
+// Every run writes its screenshots to test-results/ (ignored by git); UPDATE_SCREENSHOTS=1 refreshes the
+// committed copies in docs/screenshots/.
+const SCREENSHOTS = fileURLToPath(
+  new URL(
+    process.env.UPDATE_SCREENSHOTS ? "../../docs/screenshots/" : "../../test-results/screenshots/",
+    import.meta.url,
+  ),
+);
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const STEP_TIMEOUT = 45_000;

@@ -475,14 +475,15 @@ export function rtpPackets(payloads: Uint8Array[], seq0 = 1000, ts0 = 5000): Rtp
  * chained relative timers, so lateness does not accumulate into a slow source). An `undefined` slot sends
  * nothing: a lost packet keeps its time. Packets are cloned (werift rewrites headers in place). Resolves
  * after the last slot, or early when `signal` aborts, with the number of slots played (`slots`).
+ * `startAt` (performance.now() time, the server's media clock too) sets t0, e.g. on the server's grid.
  */
 export function sendPaced(
   pub: Publisher,
   slots: (RtpPacket | undefined)[],
-  opts: { periodMs?: number; signal?: AbortSignal } = {},
+  opts: { periodMs?: number; signal?: AbortSignal; startAt?: number } = {},
 ): Promise<{ slots: number; maxLateMs: number }> {
   const period = opts.periodMs ?? 20;
-  const t0 = performance.now();
+  const t0 = opts.startAt ?? performance.now();
   let k = 0;
   let maxLateMs = 0;
   return new Promise((resolve) => {

@@ -55,6 +55,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
   private readonly decoder = new OpusDecoder();
   private sequence = 0;
   private pending: OutFrame[] = [];
+  private dueSlots: number[] = [];
   private subscription: Subscription | undefined;
   private registration: Registration | undefined;
   private redialTimer: NodeJS.Timeout | undefined;
@@ -90,7 +91,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
     this.attach(ws);
     this.subscription = this.source.subscribe(this);
     if (this.state !== "closed")
-      this.registration = scheduler.register({ tick: (_s, _d, now) => this.tick(now) });
+      this.registration = scheduler.register({ tick: (_slot, slotTimeMs) => this.onSlot(slotTimeMs) });
   }
 
   status(): AdapterStatus {
@@ -129,6 +130,22 @@ export class EgressAdapter extends Adapter implements TrackSink {
   }
 
   // ---- media ----------------------------------------------------------------------------------
+
+  /**
+   * One scheduler slot = one frame of playout, keyed by the slot's due time (the jitter buffer grants one
+   * frame per distinct tick time; a late wake runs every missed slot with the same wake time). Slots are
+   * played after this event-loop turn's I/O (setImmediate runs after the poll phase): after a stall the
+   * timer fires first, and the packets that arrived meanwhile must be in the buffer, not concealed.
+   */
+  private onSlot(slotTimeMs: number): void {
+    this.dueSlots.push(slotTimeMs);
+    if (this.dueSlots.length > 1) return;
+    setImmediate(() => {
+      const due = this.dueSlots;
+      this.dueSlots = [];
+      for (const t of due) if (this.state !== "closed") this.tick(t);
+    });
+  }
 
   private tick(now: number): void {
     for (;;) {
