@@ -51,7 +51,11 @@ const config = loadConfig(
     "json",
     ...process.argv.slice(2),
   ],
-  { PATCHBAY_APPS: JSON.stringify([{ ...BENCH_APP, name: "bench" }]) },
+  {
+    // Server settings can come from the orchestrator's environment (e.g. PATCHBAY_INGEST_OPUS_FEC=false).
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("PATCHBAY_"))),
+    PATCHBAY_APPS: JSON.stringify([{ ...BENCH_APP, name: "bench" }]),
+  },
 );
 const logger = createLogger(config, false);
 const { registry } = await AppRegistry.load(config, logger);
