@@ -19,6 +19,7 @@
 import {
   COMMON_HELP,
   common,
+  commonMethod,
   eld,
   finishRun,
   latePct,
@@ -40,7 +41,7 @@ import {
   verdictCell,
 } from "./lib/adapter-bench.ts";
 import { runAdapterStep, type StepResult, type StepSpec, type WindowResult } from "./lib/adapter-step.ts";
-import { type CodecCost, ingestPackets, measureDecoder } from "./lib/codec-cost.ts";
+import { type CodecCost, codecCostTable, ingestPackets, measureDecoder } from "./lib/codec-cost.ts";
 import { f, renderTable } from "./lib/format.ts";
 import { encodeOpusLoop } from "./lib/opus-loop.ts";
 
@@ -107,20 +108,7 @@ async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
     ),
     measureDecoder("ingest encoder's stream (48 kb/s, FEC)", ingestPackets()),
   ];
-  r.out(
-    `${renderTable(
-      ["decoder input", "frames", "median µs", "p99 µs", "mean µs", "% core/stream"],
-      decoder.map((c) => [
-        c.what,
-        String(c.frames),
-        f(c.medianUs),
-        f(c.p99Us),
-        f(c.meanUs),
-        f(c.pctOfCorePerStream, 2),
-      ]),
-      1,
-    )}\n\n`,
-  );
+  r.out(`${codecCostTable("decoder input", decoder)}\n\n`);
 
   const json: Record<string, unknown> = {
     dryRun: o.dryRun,
@@ -130,11 +118,7 @@ async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
       endpoint:
         "WebSocket server in the load generator; checks sequence numbers, RTP timestamps, frame sizes",
       departure: "ws.send of the PCM frame returned (the adapter's onFrame point)",
-      lateMs: o.lateMs,
-      lateThresholdPct: o.lateThresholdPct,
-      lateBy: o.lateBy,
-      warmupMs: o.warmupMs,
-      measureMs: o.measureMs,
+      ...commonMethod(o),
       options: opts,
     },
     decoder,

@@ -18,6 +18,7 @@
 import {
   COMMON_HELP,
   common,
+  commonMethod,
   eld,
   finishRun,
   latePct,
@@ -38,7 +39,7 @@ import {
   verdictCell,
 } from "./lib/adapter-bench.ts";
 import { runAdapterStep, type StepResult, type StepSpec, type WindowResult } from "./lib/adapter-step.ts";
-import { type CodecCost, measureEncoder } from "./lib/codec-cost.ts";
+import { type CodecCost, codecCostTable, measureEncoder } from "./lib/codec-cost.ts";
 import { f, renderTable } from "./lib/format.ts";
 
 const HELP = `Ingest adapter benchmark for Patchbay (WebSocket endpoint → ingest adapter → Opus RTP → werift subscriber).
@@ -109,20 +110,7 @@ async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
     measureEncoder("--no-ingest-opus-fec: complexity 5, no FEC", { complexity: 5, inbandFec: false }),
     measureEncoder("complexity 9, FEC (for comparison)", { complexity: 9 }),
   ];
-  r.out(
-    `${renderTable(
-      ["encoder", "frames", "median µs", "p99 µs", "mean µs", "% core/stream"],
-      encoder.map((c) => [
-        c.what,
-        String(c.frames),
-        f(c.medianUs),
-        f(c.p99Us),
-        f(c.meanUs),
-        f(c.pctOfCorePerStream, 2),
-      ]),
-      1,
-    )}\n\n`,
-  );
+  r.out(`${codecCostTable("encoder", encoder)}\n\n`);
 
   const json: Record<string, unknown> = {
     dryRun: o.dryRun,
@@ -133,11 +121,7 @@ async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
       departure: o.socketHook
         ? "UDP send of the RTP packet (Node's UDP handle, hooked in the server process)"
         : "track.write returned (socket hook off)",
-      lateMs: o.lateMs,
-      lateThresholdPct: o.lateThresholdPct,
-      lateBy: o.lateBy,
-      warmupMs: o.warmupMs,
-      measureMs: o.measureMs,
+      ...commonMethod(o),
       options: opts,
     },
     encoder,

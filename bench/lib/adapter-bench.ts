@@ -207,6 +207,17 @@ export function common(v: ParsedValues): CommonOptions {
   };
 }
 
+/** The `method` fields of the JSON output that come from the common options. */
+export function commonMethod(o: CommonOptions) {
+  return {
+    lateMs: o.lateMs,
+    lateThresholdPct: o.lateThresholdPct,
+    lateBy: o.lateBy,
+    warmupMs: o.warmupMs,
+    measureMs: o.measureMs,
+  };
+}
+
 // ---- ramps -------------------------------------------------------------------------------------
 
 export type Verdict = "ok" | "late" | "dropped" | "generator-saturated" | "error";

@@ -6,6 +6,7 @@
 import { OpusDecoder } from "../../src/media/opus-decoder.ts";
 import { OpusEncoder, type OpusEncoderOptions } from "../../src/media/opus-encoder.ts";
 import { speechLike } from "../../test/helpers/signals.ts";
+import { f, renderTable } from "./format.ts";
 import { MsHistogram } from "./histogram.ts";
 
 export interface CodecCost {
@@ -77,4 +78,20 @@ export function measureDecoder(what: string, packets: Uint8Array[], runs = 5): C
 export function ingestPackets(): Uint8Array[] {
   const enc = new OpusEncoder();
   return pcmFrames(10_000, 99).map((f) => enc.encodeSlot(f));
+}
+
+/** The codec-cost table both orchestrators print: `firstColumn` names what was measured. */
+export function codecCostTable(firstColumn: string, costs: CodecCost[]): string {
+  return renderTable(
+    [firstColumn, "frames", "median µs", "p99 µs", "mean µs", "% core/stream"],
+    costs.map((c) => [
+      c.what,
+      String(c.frames),
+      f(c.medianUs),
+      f(c.p99Us),
+      f(c.meanUs),
+      f(c.pctOfCorePerStream, 2),
+    ]),
+    1,
+  );
 }

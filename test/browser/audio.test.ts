@@ -1,44 +1,26 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import {
-  type BrowserHarness,
-  type ClientPage,
-  launchBrowser,
-  type PublishResult,
-} from "../helpers/browser.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { describe, test } from "node:test";
+import { browserSuite, type ClientPage, type PublishResult } from "../helpers/browser.ts";
 
 const TEST_TIMEOUT = 30_000;
 
 describe("browser audio: Chromium publishes its fake microphone, Chromium pulls it", {
   timeout: 120_000,
 }, () => {
-  let server: TestServer;
-  let browser: BrowserHarness;
+  const env = browserSuite();
   let pageA: ClientPage;
   let published: PublishResult;
-
-  before(async () => {
-    server = await startTestServer();
-    browser = await launchBrowser(server.url);
-  });
-
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   test("page A publishes its microphone with its own offer (variant 1)", {
     timeout: TEST_TIMEOUT,
   }, async () => {
-    pageA = await browser.open();
+    pageA = await env.browser.open();
     published = await pageA.publish("audio", "mic");
     assert.equal(published.trackName, "mic");
     assert.ok(published.mid, "tracks/new echoes the mid");
-    const info = await server.api.raw<{ tracks: { trackName: string; status: string; location: string }[] }>(
-      "GET",
-      `sessions/${published.sessionId}`,
-    );
+    const info = await env.server.api.raw<{
+      tracks: { trackName: string; status: string; location: string }[];
+    }>("GET", `sessions/${published.sessionId}`);
     assert.equal(info.status, 200);
     assert.deepEqual(
       info.body.tracks.map((t) => [t.location, t.trackName, t.status]),
@@ -51,7 +33,7 @@ describe("browser audio: Chromium publishes its fake microphone, Chromium pulls 
     timeout: TEST_TIMEOUT,
   }, async () => {
     assert.ok(published, "needs the publisher");
-    const pageB = await browser.open();
+    const pageB = await env.browser.open();
     const pull = await pageB.pullWithOffer("audio", published);
     assert.equal(pull.requiresImmediateRenegotiation, false);
     assert.equal(pull.trackKind, "audio");
@@ -75,7 +57,7 @@ describe("browser audio: Chromium publishes its fake microphone, Chromium pulls 
     timeout: TEST_TIMEOUT,
   }, async () => {
     assert.ok(published, "needs the publisher");
-    const pageC = await browser.open();
+    const pageC = await env.browser.open();
     const pull = await pageC.pullWithoutOffer("audio", published);
     assert.equal(pull.requiresImmediateRenegotiation, true);
     assert.ok(pull.mid, "the item carries the new mid");

@@ -2,10 +2,9 @@
 // on that track streams it to a WebSocket endpoint as PCM.
 
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import type { EgressAdapter } from "../../src/adapters/websocket/egress.ts";
-import { type BrowserHarness, launchBrowser } from "../helpers/browser.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import { browserSuite } from "../helpers/browser.ts";
 import {
   adapterStatus,
   assertEgressContinuous,
@@ -20,27 +19,18 @@ const SOUND_RMS = 1000;
 const SILENT_RMS = 30;
 
 describe("browser egress: Chromium's microphone out of an egress adapter", { timeout: 120_000 }, () => {
-  let server: TestServer;
-  let browser: BrowserHarness;
-  before(async () => {
-    server = await startTestServer();
-    browser = await launchBrowser(server.url);
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
+  const env = browserSuite();
 
   test("non-silent PCM frames with contiguous sequence numbers and timestamps", {
     timeout: 60_000,
   }, async () => {
-    const page = await browser.open();
+    const page = await env.browser.open();
     const published = await page.publish("audio", "mic");
     const endpoint = await startEndpoint(() => {}, "/stt");
     try {
       const conn = endpoint.nextConnection();
       const { adapterId } = await createEgress(
-        server.api,
+        env.server.api,
         { sessionId: published.sessionId, trackName: "mic" },
         endpoint.url,
       );
@@ -50,8 +40,8 @@ describe("browser egress: Chromium's microphone out of an egress adapter", { tim
       const levels = frames.map(frameRms);
       const loud = levels.filter((l) => l > SOUND_RMS).length;
       const silent = levels.filter((l) => l < SILENT_RMS).length;
-      const status = await adapterStatus(server.api, adapterId);
-      const adapter = server.server.adapters(server.api.appId)!.get(adapterId) as EgressAdapter;
+      const status = await adapterStatus(env.server.api, adapterId);
+      const adapter = env.server.server.adapters(env.server.api.appId)!.get(adapterId) as EgressAdapter;
       console.log(
         `${frames.length} frames in ${(t[frames.length - 1] - t[0]).toFixed(0)} ms: ${loud} with beeps ` +
           `(max rms ${Math.max(...levels).toFixed(0)}), ${silent} silent; ${adapter.concealedFrames} concealed, ` +

@@ -1,15 +1,13 @@
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
-  type BrowserHarness,
+  browserSuite,
   type ClientPage,
   type FlowResult,
-  launchBrowser,
   type PublishResult,
   type PullResult,
   pollUntil,
 } from "../helpers/browser.ts";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 const TEST_TIMEOUT = 30_000;
 
@@ -39,23 +37,12 @@ function describeFlow(name: string, pull: PullResult, flow: FlowResult): string 
 }
 
 describe("browser video: Chromium publishes its fake camera, Chromium pulls it", { timeout: 150_000 }, () => {
-  let server: TestServer;
-  let browser: BrowserHarness;
+  const env = browserSuite();
   let pageA2: ClientPage;
   let camera: PublishResult;
 
-  before(async () => {
-    server = await startTestServer();
-    browser = await launchBrowser(server.url);
-  });
-
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
-
   test("page A2 publishes its camera (VP8, the browser's default)", { timeout: TEST_TIMEOUT }, async () => {
-    pageA2 = await browser.open();
+    pageA2 = await env.browser.open();
     camera = await pageA2.publish("video", "cam");
     assert.equal(camera.trackName, "cam");
     // Let the encoder run past its first keyframe, so subscribers can only decode after a keyframe
@@ -73,7 +60,7 @@ describe("browser video: Chromium publishes its fake camera, Chromium pulls it",
   }, async () => {
     assert.ok(camera, "needs the publisher");
     const before = await outbound(pageA2, camera.label);
-    const pageD = await browser.open();
+    const pageD = await env.browser.open();
     const pull = await pageD.pullWithOffer("video", camera);
     assert.equal(pull.trackKind, "video");
     assert.equal(pull.streamCount, 1, "the answer's a=msid gives event.streams[0]");
@@ -92,7 +79,7 @@ describe("browser video: Chromium publishes its fake camera, Chromium pulls it",
     timeout: TEST_TIMEOUT,
   }, async () => {
     assert.ok(camera, "needs the publisher");
-    const pageD2 = await browser.open();
+    const pageD2 = await env.browser.open();
     const pull = await pageD2.pullWithoutOffer("video", camera);
     assert.equal(pull.requiresImmediateRenegotiation, true);
     assert.equal(pull.trackKind, "video");
@@ -105,7 +92,7 @@ describe("browser video: Chromium publishes its fake camera, Chromium pulls it",
   test("H.264: the publisher prefers H.264, both pull variants decode it", {
     timeout: TEST_TIMEOUT,
   }, async () => {
-    const pageA3 = await browser.open();
+    const pageA3 = await env.browser.open();
     const h264 = await pageA3.publish("video", "cam-h264", {
       codec: "video/H264",
       fmtp: "packetization-mode=1;profile-level-id=42e01f",
@@ -114,12 +101,12 @@ describe("browser video: Chromium publishes its fake camera, Chromium pulls it",
     const codecId = sent?.codecId as string | undefined;
     assert.match(codecId ?? "", /packetization-mode=1/, "the publisher sends H.264 packetization-mode=1");
     // A browser offer puts VP8 first: the SFU must rewrite H.264's payload type to this subscriber's.
-    const pageD3 = await browser.open();
+    const pageD3 = await env.browser.open();
     const withOffer = await pageD3.pullWithOffer("video", h264);
     const flow4 = await pageD3.waitFlowing(withOffer.label, "video", { timeoutMs: 15_000 });
     assertDecoding(flow4, /video\/H264/i);
     console.log(describeFlow("variant 4 H.264", withOffer, flow4));
-    const pageD4 = await browser.open();
+    const pageD4 = await env.browser.open();
     const withoutOffer = await pageD4.pullWithoutOffer("video", h264);
     const flow3 = await pageD4.waitFlowing(withoutOffer.label, "video", { timeoutMs: 15_000 });
     assertDecoding(flow3, /video\/H264/i);

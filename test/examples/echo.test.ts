@@ -3,35 +3,14 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { RtpHeader, RtpPacket } from "werift";
 import { WebSocket } from "ws";
 import { decodePacket, encodePacket } from "../../src/client/endpoint.ts";
-import { decodeOpus, encodeOpus, type Publisher, publishAudio, pullAudio } from "../helpers/rtc-client.ts";
+import { decodeOpus, encodeOpus, publishAudio, publishRealtime, pullAudio } from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { alignAndCorrelate, rms, speechLike } from "../helpers/signals.ts";
 import { audioFrames, createIngest, waitForAudio } from "../helpers/ws-endpoints.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-
-/**
- * Publishes `payloads` as a microphone would: packet k leaves at t0 + k × 20 ms on an absolute clock
- * (`pub.send` chains relative timers, which run slower than real time and starve the paced adapters).
- */
-async function publishRealtime(pub: Publisher, payloads: Uint8Array[]): Promise<void> {
-  const t0 = performance.now();
-  for (let k = 0; k < payloads.length; k++) {
-    const wait = t0 + k * 20 - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const header = new RtpHeader({
-      payloadType: 111,
-      sequenceNumber: (1000 + k) & 0xffff,
-      timestamp: (5000 + k * 960) >>> 0,
-      ssrc: 0,
-      marker: k === 0,
-    });
-    pub.sendRaw(new RtpPacket(header, Buffer.from(payloads[k])));
-  }
-}
 
 function connect(url: string): Promise<WebSocket> {
   const ws = new WebSocket(url);

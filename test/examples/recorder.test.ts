@@ -7,37 +7,16 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import wavefile from "wavefile";
-import { RtpHeader, RtpPacket } from "werift";
 import { WebSocket } from "ws";
 import { chunkPcm, encodePacket } from "../../src/client/endpoint.ts";
 import { TimelineAssembler } from "../../src/examples/recorder.ts";
-import { encodeOpus, type Publisher, publishAudio } from "../helpers/rtc-client.ts";
+import { encodeOpus, publishAudio, publishRealtime } from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { alignAndCorrelate, rms, speechLike, toBytes } from "../helpers/signals.ts";
 import { pollAdapter } from "../helpers/ws-endpoints.ts";
 
 const { WaveFile } = wavefile;
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
-
-/**
- * Publishes `payloads` as a microphone would: packet k leaves at t0 + k × 20 ms on an absolute clock
- * (`pub.send` chains relative timers, which run slower than real time and starve the paced adapters).
- */
-async function publishRealtime(pub: Publisher, payloads: Uint8Array[]): Promise<void> {
-  const t0 = performance.now();
-  for (let k = 0; k < payloads.length; k++) {
-    const wait = t0 + k * 20 - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const header = new RtpHeader({
-      payloadType: 111,
-      sequenceNumber: (1000 + k) & 0xffff,
-      timestamp: (5000 + k * 960) >>> 0,
-      ssrc: 0,
-      marker: k === 0,
-    });
-    pub.sendRaw(new RtpPacket(header, Buffer.from(payloads[k])));
-  }
-}
 
 interface ParsedWav {
   sampleRate: number;

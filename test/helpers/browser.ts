@@ -9,8 +9,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
-import { TEST_APPS } from "./server.ts";
+import { startTestServer, TEST_APPS, type TestServer } from "./server.ts";
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
@@ -638,4 +639,26 @@ export async function launchBrowser(serverUrl: string): Promise<BrowserHarness> 
       return closing;
     },
   };
+}
+
+export interface BrowserSuite {
+  server: TestServer;
+  browser: BrowserHarness;
+}
+
+/**
+ * Call inside a `describe`: starts a test server and one Chromium on it in `before()`, closes both in `after()`.
+ * The fields are set once `before()` has run.
+ */
+export function browserSuite(): BrowserSuite {
+  const suite = {} as BrowserSuite;
+  before(async () => {
+    suite.server = await startTestServer();
+    suite.browser = await launchBrowser(suite.server.url);
+  });
+  after(async () => {
+    await suite.browser?.close();
+    await suite.server?.close();
+  });
+  return suite;
 }

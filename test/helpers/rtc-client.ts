@@ -229,3 +229,23 @@ export async function pullAudioWithOffer(
     close: () => pc.close(),
   };
 }
+
+/**
+ * Publishes `payloads` as a microphone would: packet k leaves at t0 + k × 20 ms on an absolute clock
+ * (`pub.send` chains relative timers, which run slower than real time and starve the paced adapters).
+ */
+export async function publishRealtime(pub: Publisher, payloads: Uint8Array[]): Promise<void> {
+  const t0 = performance.now();
+  for (let k = 0; k < payloads.length; k++) {
+    const wait = t0 + k * 20 - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const header = new RtpHeader({
+      payloadType: 111,
+      sequenceNumber: (1000 + k) & 0xffff,
+      timestamp: (5000 + k * 960) >>> 0,
+      ssrc: 0,
+      marker: k === 0,
+    });
+    pub.sendRaw(new RtpPacket(header, Buffer.from(payloads[k])));
+  }
+}

@@ -8,7 +8,7 @@ import { decodePacket, encodePacket, type WirePacket } from "../../src/adapters/
 import type { ApiClient } from "../../src/client/api-client.ts";
 import { FRAME_VALUES } from "../../src/media/audio-format.ts";
 import { seqDiff } from "../../src/media/rtp.ts";
-import { decodeOpus, type Publisher, type Subscriber } from "./rtc-client.ts";
+import { decodeOpus, type Publisher, publishAudio, type Subscriber } from "./rtc-client.ts";
 import { alignAndCorrelate, fromBytes, rms, toBytes } from "./signals.ts";
 
 /** A WebSocket endpoint on loopback that the server dials. `onConnection` scripts its behaviour. */
@@ -451,6 +451,39 @@ export async function createEgress(
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.equal(res.body.tracks[0].errorCode, undefined, JSON.stringify(res.body));
   return res.body.tracks[0];
+}
+
+export interface EgressSetup {
+  /** The publisher of the source track ("caller"). */
+  pub: Publisher;
+  endpoint: Endpoint;
+  adapterId: string;
+  /** The endpoint's side of the connection the server dialed. */
+  ws: WebSocket;
+}
+
+/**
+ * Publishes audio as "caller", starts an endpoint on `path` and creates an egress adapter from that track to it;
+ * resolves once the server has dialed. On failure closes what it started; on success the caller closes `pub` and
+ * `endpoint`.
+ */
+export async function startEgress(api: ApiClient, path: string): Promise<EgressSetup> {
+  const pub = await publishAudio(api, "caller");
+  let endpoint: Endpoint | undefined;
+  try {
+    endpoint = await startEndpoint(() => {}, path);
+    const conn = endpoint.nextConnection();
+    const { adapterId } = await createEgress(
+      api,
+      { sessionId: pub.sessionId, trackName: "caller" },
+      endpoint.url,
+    );
+    return { pub, endpoint, adapterId, ws: await conn };
+  } catch (err) {
+    await pub.close();
+    await endpoint?.close();
+    throw err;
+  }
 }
 
 /** Consecutive 20 ms RTP packets for `payloads` (the first with the marker bit); numbers wrap. */

@@ -5,18 +5,18 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { encodeOpus, publishAudio } from "../helpers/rtc-client.ts";
+import { encodeOpus } from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { concatPcm, speechLike } from "../helpers/signals.ts";
 import {
   adapterStatus,
   assertEgressContinuous,
   closeOf,
-  createEgress,
   pollAdapter,
   receiver,
   rtpPackets,
   sendPaced,
+  startEgress,
   startEndpoint,
 } from "../helpers/ws-endpoints.ts";
 
@@ -39,18 +39,13 @@ describe("egress reconnect", { timeout: 90_000 }, () => {
   async function outage(outageMs: number, seed: number): Promise<void> {
     const clip = speechLike(5000, { seed });
     const packets = rtpPackets(encodeOpus(concatPcm(clip, clip, clip)), 7000, 123_456);
-    const pub = await publishAudio(srv.api, "caller");
-    let endpoint = await startEndpoint(() => {}, "/stt?token=t");
+    const setup = await startEgress(srv.api, "/stt?token=t");
+    const { pub, adapterId } = setup;
+    let endpoint = setup.endpoint;
     const port = Number(new URL(endpoint.url).port);
     const stop = new AbortController();
     try {
-      const conn1 = endpoint.nextConnection();
-      const { adapterId } = await createEgress(
-        srv.api,
-        { sessionId: pub.sessionId, trackName: "caller" },
-        endpoint.url,
-      );
-      const rx1 = receiver(await conn1);
+      const rx1 = receiver(setup.ws);
       const adapter = srv.server.adapters(srv.api.appId)!.get(adapterId)!;
       const sending = sendPaced(pub, packets, { signal: stop.signal });
       await rx1.waitFor(50);
@@ -149,17 +144,9 @@ describe("egress reconnect", { timeout: 90_000 }, () => {
 
   test("an endpoint closing with 1000 ends the adapter without redial; closing it again answers without bytesProcessed", async () => {
     const packets = rtpPackets(encodeOpus(speechLike(3000, { seed: 56 })));
-    const pub = await publishAudio(srv.api, "caller");
-    const endpoint = await startEndpoint(() => {}, "/stt");
+    const { pub, endpoint, adapterId, ws } = await startEgress(srv.api, "/stt");
     const stop = new AbortController();
     try {
-      const conn = endpoint.nextConnection();
-      const { adapterId } = await createEgress(
-        srv.api,
-        { sessionId: pub.sessionId, trackName: "caller" },
-        endpoint.url,
-      );
-      const ws = await conn;
       const rx = receiver(ws);
       const sending = sendPaced(pub, packets, { signal: stop.signal });
       await rx.waitFor(10);
@@ -195,16 +182,8 @@ describe("egress reconnect", { timeout: 90_000 }, () => {
   test("an endpoint that stays down: closed after 15 s of redials, with a reason saying so (takes ~16 s)", {
     timeout: 30_000,
   }, async () => {
-    const pub = await publishAudio(srv.api, "caller");
-    const endpoint = await startEndpoint(() => {}, "/stt");
+    const { pub, endpoint, adapterId, ws } = await startEgress(srv.api, "/stt");
     try {
-      const conn = endpoint.nextConnection();
-      const { adapterId } = await createEgress(
-        srv.api,
-        { sessionId: pub.sessionId, trackName: "caller" },
-        endpoint.url,
-      );
-      const ws = await conn;
       const seen = closeOf(ws);
       await endpoint.close(); // terminate (no close frame: a drop, not a 1000) and stop listening
       assert.equal((await seen).code, 1006);

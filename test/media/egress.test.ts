@@ -6,10 +6,10 @@ import { alignAndCorrelate, fromBytes, speechLike } from "../helpers/signals.ts"
 import {
   adapterStatus,
   closeOf,
-  createEgress,
   receiver,
   rtpPackets,
   sendPaced,
+  startEgress,
   startEndpoint,
 } from "../helpers/ws-endpoints.ts";
 
@@ -78,17 +78,9 @@ describe("egress: a WebRTC track streamed to a WebSocket as PCM", { timeout: 60_
   });
 
   test("the source track closed by its publisher (tracks/close force): the endpoint gets 1000 and the adapter a reason", async () => {
-    const pub = await publishAudio(srv.api, "caller");
-    const endpoint = await startEndpoint(() => {}, "/stt");
+    const { pub, endpoint, adapterId, ws } = await startEgress(srv.api, "/stt");
     const stop = new AbortController();
     try {
-      const conn = endpoint.nextConnection();
-      const { adapterId } = await createEgress(
-        srv.api,
-        { sessionId: pub.sessionId, trackName: "caller" },
-        endpoint.url,
-      );
-      const ws = await conn;
       const rx = receiver(ws);
       const sending = sendPaced(pub, rtpPackets(encodeOpus(speechLike(5000, { seed: 22 }))), {
         signal: stop.signal,
