@@ -104,6 +104,8 @@ export class Session {
   private readonly pc: RTCPeerConnection | undefined;
   private readonly entries: Entry[] = [];
   private readonly negotiation = new Mutex();
+  /** The track each receiving transceiver currently publishes into (the latest binding wins). */
+  private readonly publishing = new Map<RTCRtpTransceiver, Track>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -421,6 +423,7 @@ export class Session {
       publisher,
     );
     this.entries.push({ kind: "local", mid: transceiver.mid ?? undefined, track, transceiver });
+    this.publishing.set(transceiver, track);
   }
 
   private bindRemote(transceiver: RTCRtpTransceiver, track: Track): void {
@@ -465,14 +468,8 @@ export class Session {
 
   private onRemoteTrack(track: MediaStreamTrack, transceiver: RTCRtpTransceiver): void {
     track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
-      // Looked up per packet so that a transceiver re-bound after tracks/close publishes the new track.
-      for (let i = this.entries.length - 1; i >= 0; i--) {
-        const e = this.entries[i];
-        if (e.kind === "local" && e.transceiver === transceiver && !e.track.ended) {
-          e.track.write(rtp);
-          return;
-        }
-      }
+      // Looked up per packet (one map read) so that a transceiver re-bound after tracks/close publishes the new track.
+      this.publishing.get(transceiver)?.write(rtp);
     });
   }
 

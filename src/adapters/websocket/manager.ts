@@ -93,7 +93,7 @@ export class AdapterManager {
     endpoint: URL;
   }): Promise<AdapterCreated | AdapterItemError> {
     const track = this.app.findTrack(item.sessionId, item.trackName);
-    if (!track || track.kind !== "audio") {
+    if (track?.kind !== "audio") {
       return {
         errorCode: "not_found_track_error",
         errorDescription: track
