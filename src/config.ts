@@ -18,6 +18,8 @@ export interface Config {
     /** Both 0 = OS-assigned ports; otherwise an inclusive range. */
     readonly minPort: number;
     readonly maxPort: number;
+    /** Bits/s announced to video publishers (REMB). */
+    readonly publishBitrateCap: number;
   };
   readonly dataDir: string;
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
@@ -27,7 +29,12 @@ export interface Config {
     /** Inline JSON from PATCHBAY_APPS; parsed by the app registry so both sources share one schema. */
     readonly json: string | undefined;
   };
-  readonly session: { readonly connectTimeoutMs: number; readonly disconnectGraceMs: number };
+  readonly session: {
+    readonly connectTimeoutMs: number;
+    readonly disconnectGraceMs: number;
+    /** Silence from a connected peer after which its transport counts as lost. */
+    readonly livenessTimeoutMs: number;
+  };
   readonly adapter: {
     readonly connectTimeoutMs: number;
     readonly maxMessageBytes: number;
@@ -105,6 +112,7 @@ const shape = {
   "rtc-listen-ip": ip.optional(),
   "rtc-min-port": rtcPort,
   "rtc-max-port": rtcPort,
+  "publish-bitrate-cap": integer(30_000, 100_000_000, "bits per second from 30000 to 100000000"),
   "data-dir": path,
   "log-level": oneOf(LOG_LEVELS),
   "log-format": oneOf(["auto", "json", "pretty"]),
@@ -112,6 +120,7 @@ const shape = {
   apps: z.string().optional(),
   "session-connect-timeout-ms": durationMs,
   "session-disconnect-grace-ms": durationMs,
+  "session-liveness-timeout-ms": durationMs,
   "ws-connect-timeout-ms": durationMs,
   "ws-max-message-bytes": integer(1, 64 * 1024 * 1024, "a size in bytes from 1 to 67108864"),
   "ingest-high-water-ms": durationMs,
@@ -161,6 +170,12 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     valueName: "port",
     description: "Highest UDP port for WebRTC (see rtc-min-port).",
   },
+  "publish-bitrate-cap": {
+    default: "2500000",
+    valueName: "bps",
+    description:
+      "Video bitrate announced to each publishing session (REMB): Patchbay does not estimate bandwidth, browsers ramp up to this and back off on loss.",
+  },
   "data-dir": {
     default: "./data",
     valueName: "dir",
@@ -193,6 +208,12 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     default: "30000",
     valueName: "ms",
     description: "A connected session whose transport is lost stays reusable this long.",
+  },
+  "session-liveness-timeout-ms": {
+    default: "30000",
+    valueName: "ms",
+    description:
+      "A connected peer that sends nothing (no media, no RTCP, no ICE consent check) this long has lost its transport (RFC 7675's 30 s, as mediasoup).",
   },
   "ws-connect-timeout-ms": {
     default: "5000",
@@ -312,6 +333,7 @@ const schema = z
         listenIp: v["rtc-listen-ip"] ?? (isLoopbackHost(v["http-host"]) ? "127.0.0.1" : "0.0.0.0"),
         minPort: v["rtc-min-port"],
         maxPort: v["rtc-max-port"],
+        publishBitrateCap: v["publish-bitrate-cap"],
       },
       dataDir: v["data-dir"],
       log: { level: v["log-level"], format: v["log-format"] },
@@ -319,6 +341,7 @@ const schema = z
       session: {
         connectTimeoutMs: v["session-connect-timeout-ms"],
         disconnectGraceMs: v["session-disconnect-grace-ms"],
+        livenessTimeoutMs: v["session-liveness-timeout-ms"],
       },
       adapter: {
         connectTimeoutMs: v["ws-connect-timeout-ms"],

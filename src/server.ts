@@ -12,6 +12,7 @@ import { registerExamples } from "./examples/plugin.ts";
 import type { Logger } from "./log.ts";
 import { MediaScheduler, realClock, realTimers } from "./media/scheduler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { type RtcOptions, WeriftTransport } from "./rtc/werift-transport.ts";
 import { AppState } from "./sfu/app-state.ts";
 import type { AppRegistry } from "./sfu/apps.ts";
 import { setListenerErrorReporter } from "./util/signal.ts";
@@ -44,16 +45,33 @@ export function createServer(opts: StartOptions): ServerCore {
   const { config, logger } = opts;
   const metrics = createMetrics();
   setListenerErrorReporter((err) => logger.error({ err }, "event listener failed"));
-  const rtc = {
+  const rtc: RtcOptions = {
     listenIp: config.rtc.listenIp,
     announcedIp: config.rtc.announcedIp,
     portRange:
       config.rtc.minPort > 0 ? ([config.rtc.minPort, config.rtc.maxPort] as [number, number]) : undefined,
   };
+  // The one media clock of the process: adapters pace frames with it, transports run their RTCP on it.
+  const scheduler = new MediaScheduler({
+    clock: realClock,
+    timers: realTimers,
+    // Ten phases 2 ms apart: a wake serves a tenth of the streams, so per-wake work stays short.
+    phases: 10,
+    onError: (err) => logger.error({ err }, "media tick failed"),
+  });
   const apps = opts.apps.withState(
     (creds) =>
       new AppState({
-        rtc,
+        createTransport: (mode) =>
+          new WeriftTransport({
+            rtc,
+            scheduler,
+            clock: realClock,
+            maxPublishBitrate: config.rtc.publishBitrateCap,
+            livenessTimeoutMs: config.session.livenessTimeoutMs,
+            onError: (err, context) =>
+              logger.warn({ err, appId: creds.appId, context }, "media transport error"),
+          }),
         timings: config.session,
         onForwarded: () => metrics.forwardedPackets.inc(),
         onRetransmit: () => metrics.nackRetransmits.inc(),
@@ -68,14 +86,6 @@ export function createServer(opts: StartOptions): ServerCore {
       for (const s of app.state.allSessions()) for (const t of s.activeTracks()) add({ kind: t.kind });
   });
 
-  // The one media clock of the process: every adapter's frames are paced by it.
-  const scheduler = new MediaScheduler({
-    clock: realClock,
-    timers: realTimers,
-    // Ten phases 2 ms apart: a wake serves a tenth of the streams, so per-wake work stays short.
-    phases: 10,
-    onError: (err) => logger.error({ err }, "media tick failed"),
-  });
   const adapterDeps = { config: config.adapter, scheduler, logger, metrics, now: () => realClock.now() };
   const managers = new Map(apps.list().map((a) => [a.appId, new AdapterManager(a.state, adapterDeps)]));
   metrics.adapters.addSource((add) => {

@@ -18,6 +18,11 @@ export const ERRORS = {
   },
   not_found_track_error: { status: 200, description: "per item: the named session or track does not exist" },
   close_track_error: { status: 200, description: "per item: no open track with that mid on this session" },
+  update_track_error: {
+    status: 200,
+    description:
+      "per item: no pulled track on that mid, a simulcast preference for a track without layers, or a replacement track of another kind or codec",
+  },
   negotiation_error: { status: 400, description: "the session description could not be applied" },
   adapter_not_found: {
     status: 503,

@@ -27,6 +27,13 @@ export const SessionDescription = z.object({
   sdp: z.string(),
 });
 
+/** Cloudflare's simulcast preferences of a pull (both strategies default to "none"). */
+export const SimulcastPreference = z.looseObject({
+  preferredRid: z.string().optional(),
+  priorityOrdering: z.enum(["none", "asciibetical"]).optional(),
+  ridNotAvailable: z.enum(["none", "asciibetical"]).optional(),
+});
+
 export const TrackObject = z.looseObject({
   location: z.enum(["local", "remote"]),
   mid: z.string().optional(),
@@ -34,7 +41,7 @@ export const TrackObject = z.looseObject({
   sessionId: z.string().optional(),
   kind: z.enum(["audio", "video"]).optional(),
   bidirectionalMediaStream: z.boolean().optional(),
-  simulcast: z.unknown().optional(),
+  simulcast: SimulcastPreference.optional(),
 });
 
 export const SessionsNewBody = z.looseObject({ sessionDescription: SessionDescription.optional() });
@@ -43,6 +50,11 @@ export const TracksNewBody = z.looseObject({
   sessionDescription: SessionDescription.optional(),
   tracks: z.array(TrackObject).optional(),
   autoDiscover: z.boolean().optional(),
+});
+
+export const TracksUpdateBody = z.looseObject({
+  tracks: z.array(TrackObject.extend({ location: z.enum(["local", "remote"]).optional(), mid: z.string() })),
+  sessionDescription: SessionDescription.optional(),
 });
 
 export const RenegotiateBody = z.looseObject({ sessionDescription: SessionDescription });

@@ -7,6 +7,12 @@ export interface SessionDescriptionInit {
   sdp: string;
 }
 
+export interface SimulcastPreference {
+  preferredRid?: string;
+  priorityOrdering?: "none" | "asciibetical";
+  ridNotAvailable?: "none" | "asciibetical";
+}
+
 export interface TrackObject {
   location: "local" | "remote";
   mid?: string;
@@ -14,6 +20,7 @@ export interface TrackObject {
   sessionId?: string;
   kind?: "audio" | "video";
   bidirectionalMediaStream?: boolean;
+  simulcast?: SimulcastPreference;
   errorCode?: string;
   errorDescription?: string;
 }
@@ -65,10 +72,13 @@ export class ApiClient {
     return res.body;
   }
 
+  /** `thirdparty`: the session will connect to another ICE-lite server (Patchbay runs full ICE for it). */
   newSession(
     offer?: SessionDescriptionInit,
+    opts: { thirdparty?: boolean } = {},
   ): Promise<{ sessionId: string; sessionDescription?: SessionDescriptionInit }> {
-    return this.call("POST", "sessions/new", offer ? { sessionDescription: offer } : undefined);
+    const path = opts.thirdparty ? "sessions/new?thirdparty=true" : "sessions/new";
+    return this.call("POST", path, offer ? { sessionDescription: offer } : undefined);
   }
 
   getSession(sessionId: string): Promise<{ tracks: (TrackObject & { status: string })[] }> {
@@ -84,6 +94,14 @@ export class ApiClient {
 
   renegotiate(sessionId: string, answer: SessionDescriptionInit): Promise<Record<string, never>> {
     return this.call("PUT", `sessions/${sessionId}/renegotiate`, { sessionDescription: answer });
+  }
+
+  /** PUT tracks/update: simulcast preference of a pull, or another track on the same m-line. */
+  updateTracks(
+    sessionId: string,
+    req: { tracks: (Partial<TrackObject> & { mid: string })[] },
+  ): Promise<TracksResponse> {
+    return this.call("PUT", `sessions/${sessionId}/tracks/update`, req);
   }
 
   closeTracks(

@@ -1,4 +1,4 @@
-import type { RtcOptions } from "../rtc/peer.ts";
+import type { PeerTransportFactory } from "../rtc/peer-transport.ts";
 import { newId } from "./ids.ts";
 import { Session, type SessionHost, type SessionTimings } from "./session.ts";
 import type { Track } from "./track.ts";
@@ -6,7 +6,8 @@ import type { Track } from "./track.ts";
 export type SessionLookup = { ok: true; session: Session } | { ok: false; reason: "not_found" | "gone" };
 
 export interface AppStateOptions {
-  rtc: RtcOptions;
+  /** Makes the media transport of each session with a peer connection. */
+  createTransport: PeerTransportFactory;
   timings: SessionTimings;
   onForwarded?(): void;
   onRetransmit?(): void;
@@ -32,9 +33,15 @@ export class AppState implements SessionHost {
   }
 
   /** A session with a peer connection (HTTP clients) or without one (adapters publish into it). */
-  createSession(opts: { peer: boolean } = { peer: true }): Session {
+  createSession(opts: { peer: boolean; thirdparty?: boolean } = { peer: true }): Session {
     const id = newId();
-    const session = new Session(id, this, opts.peer ? this.opts.rtc : undefined, this.opts.timings);
+    const factory = this.opts.createTransport;
+    const session = new Session(
+      id,
+      this,
+      opts.peer ? () => factory({ iceLite: !opts.thirdparty }) : undefined,
+      this.opts.timings,
+    );
     this.sessions.set(id, session);
     session.closed.subscribe(() => {
       this.sessions.delete(id);

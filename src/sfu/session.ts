@@ -1,20 +1,38 @@
-import type { MediaStreamTrack, RTCPeerConnection, RTCRtpTransceiver } from "werift";
+import { randomBytes, randomInt } from "node:crypto";
 import type { RtpPacket } from "../media/rtp.ts";
+import { type CodecFormat, codecKey, DEFAULT_CODECS, type MediaKind } from "../rtc/negotiation/codecs.ts";
 import {
-  answerOffer,
-  createServerPeer,
-  makeOffer,
-  type RtcOptions,
-  setSendMsid,
-  transceiverByMid,
-} from "../rtc/peer.ts";
-import { parseMediaSections } from "../rtc/sdp.ts";
-import { PeerSenderSink } from "../rtc/sender-sink.ts";
+  parseRemoteDescription,
+  peerReceives,
+  peerSends,
+  type RemoteDescription,
+  SdpError,
+} from "../rtc/negotiation/remote-description.ts";
+import { type LocalTransportParameters, writeDescription } from "../rtc/negotiation/sdp-writer.ts";
+import {
+  AnswerDraft,
+  applyAnswer,
+  emptyState,
+  fillReservedSend,
+  OfferDraft,
+  type Section,
+  type SendSpec,
+  type SessionDescriptionState,
+  withoutMedia,
+} from "../rtc/negotiation/session-description.ts";
+import type {
+  LayerPreference,
+  PeerTransport,
+  ReceiveStreamSpec,
+  SendStream,
+  TransportState,
+} from "../rtc/peer-transport.ts";
 import { Mutex } from "../util/mutex.ts";
 import { Signal } from "../util/signal.ts";
 import { randomTrackName } from "./ids.ts";
-import { type MediaKind, type Subscription, Track, type TrackCodec, type TrackPublisher } from "./track.ts";
+import { type Subscription, Track, type TrackCodec, type TrackPublisher } from "./track.ts";
 
+export type { MediaKind } from "../rtc/negotiation/codecs.ts";
 export type SessionState = "new" | "connected" | "disconnected" | "closed";
 
 export interface SessionTimings {
@@ -35,14 +53,18 @@ export interface LocalTrackRequest {
   trackName?: string;
   mid?: string;
   kind?: MediaKind;
+  bidirectionalMediaStream?: boolean;
 }
 export interface RemoteTrackRequest {
   location: "remote";
   sessionId: string;
   trackName: string;
   mid?: string;
+  simulcast?: LayerPreference;
 }
 export type TrackRequest = LocalTrackRequest | RemoteTrackRequest;
+
+export type TrackItemError = "not_found_track_error" | "invalid_request";
 
 export interface TrackResultItem {
   location?: "local" | "remote";
@@ -50,13 +72,19 @@ export interface TrackResultItem {
   mid?: string;
   sessionId?: string;
   kind?: MediaKind;
-  errorCode?: "not_found_track_error" | "invalid_request";
+  simulcast?: LayerPreference;
+  errorCode?: TrackItemError;
   errorDescription?: string;
+}
+
+export interface SessionDescriptionJson {
+  type: "offer" | "answer";
+  sdp: string;
 }
 
 export interface NegotiationResult {
   requiresImmediateRenegotiation: boolean;
-  sessionDescription?: { type: "offer" | "answer"; sdp: string };
+  sessionDescription?: SessionDescriptionJson;
   tracks: TrackResultItem[];
 }
 
@@ -66,21 +94,43 @@ export interface CloseResultItem {
   errorDescription?: string;
 }
 
+export interface UpdateRequest {
+  mid: string;
+  location?: "local" | "remote";
+  sessionId?: string;
+  trackName?: string;
+  simulcast?: LayerPreference;
+}
+
+export interface UpdateResultItem {
+  mid: string;
+  location?: "local" | "remote";
+  sessionId?: string;
+  trackName?: string;
+  simulcast?: LayerPreference;
+  errorCode?: "update_track_error";
+  errorDescription?: string;
+}
+
+/** A negotiation the client got wrong (bad SDP, an answer without an offer): HTTP 400 for the route. */
+export class NegotiationError extends Error {
+  override readonly name = "NegotiationError";
+}
+
 /** A track this session publishes, as listed by GET sessions/{id}. */
 interface LocalEntry {
   kind: "local";
   mid: string | undefined;
   track: Track;
-  transceiver?: RTCRtpTransceiver;
 }
 /** A track this session pulls from another session. */
 interface RemoteEntry {
   kind: "remote";
-  mid: string | undefined;
+  mid: string;
   track: Track;
-  transceiver: RTCRtpTransceiver;
+  stream: SendStream;
   subscription: Subscription;
-  sink: PeerSenderSink;
+  preference: LayerPreference;
   closed: boolean;
 }
 type Entry = LocalEntry | RemoteEntry;
@@ -93,37 +143,84 @@ export interface SessionTrackInfo {
   status: "active" | "inactive";
 }
 
+/** Work that becomes real only when the negotiation it belongs to completes. */
+interface PlannedPublish {
+  mid: string;
+  name: string;
+}
+interface PlannedPull {
+  mid: string;
+  source: Track;
+  preference: LayerPreference;
+}
+
+/** Our offer, waiting for PUT renegotiate. */
+interface PendingOffer {
+  state: SessionDescriptionState;
+  publishes: PlannedPublish[];
+  pulls: PlannedPull[];
+  closes: string[];
+}
+
+const DEFAULT_PREFERENCE: LayerPreference = { priorityOrdering: "none", ridNotAvailable: "none" };
+
+function mimeType(kind: MediaKind, name: string): string {
+  const display = name === "opus" ? "opus" : name.toUpperCase();
+  return `${kind}/${display}`;
+}
+
+function formatOf(track: Track): CodecFormat {
+  if (!track.codec) {
+    const d = DEFAULT_CODECS[track.kind][0];
+    return { name: d.name, clockRate: d.clockRate, channels: d.channels, fmtp: d.fmtp };
+  }
+  const format: CodecFormat = {
+    name: track.codec.mimeType.split("/")[1]?.toLowerCase() ?? "",
+    clockRate: track.codec.clockRate,
+  };
+  if (track.codec.channels !== undefined) format.channels = track.codec.channels;
+  if (track.codec.fmtp !== undefined) format.fmtp = track.codec.fmtp;
+  return format;
+}
+
 /**
- * One client of the SFU. A regular session owns exactly one werift peer connection (BUNDLE, ICE-lite);
- * an adapter session has none and only publishes tracks fed through the internal API.
+ * One client of the SFU. A regular session owns one media transport (one BUNDLE, ICE-lite) and one
+ * negotiation model; an adapter session has neither and only publishes tracks fed through the internal
+ * API. Every change of what flows is transactional: it is decided on a draft of the model and becomes
+ * real (tracks registered, subscriptions made) only when the negotiation completes — at once for our
+ * answers, on PUT renegotiate for our offers. A failed or abandoned negotiation leaves the session as
+ * it was.
  */
 export class Session {
   readonly closed = new Signal<string>();
   state: SessionState = "new";
   closeReason: string | undefined;
-  private readonly pc: RTCPeerConnection | undefined;
+  private readonly transport: PeerTransport | undefined;
+  private desc: SessionDescriptionState = emptyState();
+  private pending: PendingOffer | undefined;
+  private remote: RemoteDescription | undefined;
   private readonly entries: Entry[] = [];
+  /** Publishing m-line → its current track (the latest binding wins). */
+  private readonly publishing = new Map<string, Track>();
   private readonly negotiation = new Mutex();
-  /** The track each receiving transceiver currently publishes into (the latest binding wins). */
-  private readonly publishing = new Map<RTCRtpTransceiver, Track>();
+  private readonly cname = randomBytes(8).toString("hex");
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly id: string,
     private readonly host: SessionHost,
-    private readonly rtc: RtcOptions | undefined,
+    createTransport: (() => PeerTransport) | undefined,
     private readonly timings: SessionTimings,
   ) {
-    if (rtc) {
-      this.pc = createServerPeer(rtc);
-      this.pc.ontrack = ({ track, transceiver }) => this.onRemoteTrack(track, transceiver);
-      this.pc.connectionStateChange.subscribe((s) => this.onConnectionState(s));
+    if (createTransport) {
+      this.transport = createTransport();
+      this.transport.stateChanged.subscribe((s) => this.onTransportState(s));
       this.arm(timings.connectTimeoutMs, "session never connected");
     }
   }
 
   get hasPeer(): boolean {
-    return this.pc !== undefined;
+    return this.transport !== undefined;
   }
 
   // ---- internal API (adapters) -------------------------------------------------------------
@@ -156,7 +253,7 @@ export class Session {
       const active = e.kind === "local" ? !e.track.ended : !e.closed && !e.track.ended;
       const info: SessionTrackInfo = {
         location: e.kind,
-        mid: e.mid ?? e.transceiver?.mid ?? "",
+        mid: e.mid ?? "",
         trackName: e.track.name,
         status: active && !this.closeReason ? "active" : "inactive",
       };
@@ -165,14 +262,23 @@ export class Session {
     });
   }
 
+  /** The committed negotiation model (tests, diagnostics). */
+  get description(): SessionDescriptionState {
+    return this.desc;
+  }
+
   // ---- HTTP API operations -----------------------------------------------------------------
 
-  /** sessions/new with an offer. */
+  /** sessions/new with an offer: accept what the peer sends; tracks/new names it later. */
   answer(offerSdp: string): Promise<string> {
     return this.negotiation.run(async () => {
-      const pc = this.requirePeer();
-      await pc.setRemoteDescription({ type: "offer", sdp: offerSdp });
-      return answerOffer(pc, this.rtc!);
+      const offer = this.parse("offer", offerSdp);
+      const local = await this.localParameters();
+      const draft = this.answerDraft(offer);
+      const state = draft.finish();
+      const sdp = writeDescription(state, "answer", local);
+      this.commitAnswer(state, offer, [], []);
+      return sdp;
     });
   }
 
@@ -182,42 +288,106 @@ export class Session {
     tracks: TrackRequest[];
     autoDiscover: boolean;
   }): Promise<NegotiationResult> {
-    return this.negotiation.run(() => this.addTracksLocked(req));
+    return this.negotiation.run(() =>
+      req.offerSdp
+        ? this.addTracksWithOffer(req.offerSdp, req.tracks, req.autoDiscover)
+        : this.addTracksByOffering(req.tracks),
+    );
   }
 
   /** PUT renegotiate: the client's answer to our last offer. */
   renegotiate(answerSdp: string): Promise<void> {
     return this.negotiation.run(async () => {
-      await this.requirePeer().setRemoteDescription({ type: "answer", sdp: answerSdp });
+      this.requireTransport();
+      const pending = this.pending;
+      if (!pending)
+        throw new NegotiationError("there is no offer from Patchbay waiting for an answer on this session");
+      const answer = this.parse("answer", answerSdp);
+      let applied: ReturnType<typeof applyAnswer>;
+      try {
+        applied = applyAnswer(pending.state, answer);
+      } catch (err) {
+        throw this.negotiationError(err);
+      }
+      this.pending = undefined;
+      this.remote = answer;
+      this.desc = applied.state;
+      for (const mid of pending.closes) this.closeMid(mid, "closed by API");
+      for (const mid of applied.rejectedMids) this.closeMid(mid, "m-line rejected by the peer");
+      for (const p of pending.publishes) {
+        const section = this.sectionOf(p.mid);
+        // Registered once the answer applied, even if the peer does not send yet (it may attach its
+        // track later): the push was accepted.
+        if (section && !section.rejected && section.receive) this.bindPublish(section, p.name);
+      }
+      for (const p of pending.pulls) {
+        const section = this.sectionOf(p.mid);
+        if (section?.send && !section.rejected) this.bindPull(section, p.source, p.preference);
+      }
+      this.syncTransport();
     });
   }
 
   closeTracks(req: { mids: string[]; offerSdp?: string; force: boolean }): Promise<{
     tracks: CloseResultItem[];
-    sessionDescription?: { type: "offer" | "answer"; sdp: string };
+    sessionDescription?: SessionDescriptionJson;
     requiresImmediateRenegotiation: boolean;
   }> {
     return this.negotiation.run(async () => {
-      const pc = this.requirePeer();
-      if (req.offerSdp) await pc.setRemoteDescription({ type: "offer", sdp: req.offerSdp });
-      const items: CloseResultItem[] = req.mids.map((mid) => {
-        const entry = this.entries.find((e) => this.entryMid(e) === mid && this.entryOpen(e));
-        if (!entry)
-          return { mid, errorCode: "close_track_error", errorDescription: `no open track with mid ${mid}` };
-        this.closeEntry(entry, "closed by API");
-        return { mid };
-      });
+      this.requireTransport();
+      const items: CloseResultItem[] = [];
+      const closing: string[] = [];
+      for (const mid of req.mids) {
+        if (!this.openEntryAt(mid)) {
+          items.push({
+            mid,
+            errorCode: "close_track_error",
+            errorDescription: `no open track with mid ${mid}`,
+          });
+          continue;
+        }
+        if (!closing.includes(mid)) closing.push(mid);
+        items.push({ mid });
+      }
       if (req.offerSdp) {
-        const sdp = await answerOffer(pc, this.rtc!);
+        const offer = this.parse("offer", req.offerSdp);
+        const local = await this.localParameters();
+        const draft = this.answerDraft(offer);
+        for (const mid of closing) {
+          draft.unbindSend(mid);
+          draft.setReceive(mid, false);
+        }
+        const state = draft.finish();
+        const sdp = writeDescription(state, "answer", local);
+        for (const mid of closing) this.closeMid(mid, "closed by API");
+        this.commitAnswer(state, offer, [], []);
         return {
           tracks: items,
           sessionDescription: { type: "answer", sdp },
           requiresImmediateRenegotiation: false,
         };
       }
-      if (req.force || items.every((i) => i.errorCode))
+      if (closing.length === 0) return { tracks: items, requiresImmediateRenegotiation: false };
+      if (req.force) {
+        // No renegotiation: media stops now; the next description we write says so.
+        this.desc = withoutMedia(this.desc, closing);
+        for (const mid of closing) this.closeMid(mid, "closed by API");
+        this.syncTransport();
         return { tracks: items, requiresImmediateRenegotiation: false };
-      const sdp = await makeOffer(pc, this.rtc!);
+      }
+      const local = await this.localParameters();
+      const draft = new OfferDraft(this.pending?.state ?? this.desc);
+      for (const mid of closing) draft.close(mid);
+      const state = draft.finish();
+      const sdp = writeDescription(state, "offer", local);
+      for (const mid of closing) this.closeMid(mid, "closed by API");
+      this.syncTransport();
+      this.pending = {
+        state,
+        publishes: this.pending?.publishes ?? [],
+        pulls: this.pending?.pulls ?? [],
+        closes: [...(this.pending?.closes ?? []), ...closing],
+      };
       return {
         tracks: items,
         sessionDescription: { type: "offer", sdp },
@@ -226,112 +396,124 @@ export class Session {
     });
   }
 
-  /** Ends every track this session publishes or pulls, and its peer connection. Idempotent. */
+  /** PUT tracks/update: a pulled track's simulcast preference, or another track on the same m-line. */
+  updateTracks(
+    updates: UpdateRequest[],
+  ): Promise<{ tracks: UpdateResultItem[]; requiresImmediateRenegotiation: boolean }> {
+    return this.negotiation.run(async () => {
+      this.requireTransport();
+      const items: UpdateResultItem[] = [];
+      for (const u of updates) items.push(this.updateOne(u));
+      return { tracks: items, requiresImmediateRenegotiation: false };
+    });
+  }
+
+  /** Ends every track this session publishes or pulls, and its transport. Idempotent. */
   close(reason: string): void {
     if (this.closeReason) return;
     this.closeReason = reason;
     this.state = "closed";
     clearTimeout(this.timer);
     for (const e of this.entries) this.closeEntry(e, `session closed: ${reason}`);
-    if (this.pc) {
-      this.pc.ontrack = null;
-      this.pc.close().catch((err) => this.host.onError(err, "peer close"));
-    }
+    this.transport?.close();
     this.closed.emit(reason);
     this.closed.clear();
   }
 
-  // ---- internals -----------------------------------------------------------------------------
+  // ---- negotiation steps -----------------------------------------------------------------------
 
-  private async addTracksLocked(req: {
-    offerSdp?: string;
-    tracks: TrackRequest[];
-    autoDiscover: boolean;
-  }): Promise<NegotiationResult> {
-    const pc = this.requirePeer();
-    const offered = req.offerSdp ? parseMediaSections(req.offerSdp) : [];
-    if (req.offerSdp) await pc.setRemoteDescription({ type: "offer", sdp: req.offerSdp });
+  private async addTracksWithOffer(
+    offerSdp: string,
+    tracks: TrackRequest[],
+    autoDiscover: boolean,
+  ): Promise<NegotiationResult> {
+    const offer = this.parse("offer", offerSdp);
+    const local = await this.localParameters();
+    const draft = this.answerDraft(offer);
     const items: TrackResultItem[] = [];
-    // Items whose mid is only known once our own offer is created.
-    const pending: { item: TrackResultItem; transceiver: RTCRtpTransceiver }[] = [];
-    let changed = false;
+    const publishes: PlannedPublish[] = [];
+    const pulls: PlannedPull[] = [];
+    const claimed = new Set<string>();
 
-    for (const t of req.tracks) {
+    for (const t of tracks) {
       if (t.location === "local") {
-        if (req.offerSdp) {
-          const tr = t.mid !== undefined ? transceiverByMid(pc, t.mid) : undefined;
-          if (!tr) {
-            items.push(
-              this.fail(t, "invalid_request", `the offer has no m-line with mid ${t.mid ?? "(none)"}`),
-            );
-            continue;
-          }
-          const name = t.trackName ?? randomTrackName();
-          if (this.localTrack(name)) {
-            items.push(this.fail(t, "invalid_request", `track ${name} is already published on this session`));
-            continue;
-          }
-          this.bindLocal(tr, name);
-          items.push({
-            location: "local",
-            trackName: name,
-            mid: tr.mid ?? undefined,
-            kind: tr.kind as MediaKind,
-          });
-        } else {
-          if (!t.kind || !t.trackName) {
-            items.push(
-              this.fail(t, "invalid_request", "a local track without an offer needs kind and trackName"),
-            );
-            continue;
-          }
-          if (this.localTrack(t.trackName)) {
-            items.push(
-              this.fail(t, "invalid_request", `track ${t.trackName} is already published on this session`),
-            );
-            continue;
-          }
-          const tr = pc.addTransceiver(t.kind, { direction: "recvonly" });
-          this.bindLocal(tr, t.trackName);
-          const item: TrackResultItem = { location: "local", trackName: t.trackName, kind: t.kind };
-          items.push(item);
-          pending.push({ item, transceiver: tr });
-          changed = true;
+        const mid = t.mid!;
+        const section = draft.section(mid);
+        if (!section) {
+          items.push(this.fail(t, "invalid_request", `the offer has no m-line with mid ${mid}`));
+          continue;
         }
+        if (section.rejected || !section.receive) {
+          items.push(
+            this.fail(
+              t,
+              "invalid_request",
+              `m-line ${mid} does not send media in the offer (${section.rejected ? "rejected" : section.remoteDirection})`,
+            ),
+          );
+          continue;
+        }
+        const name = t.trackName ?? randomTrackName();
+        const existing = this.localEntryByName(name);
+        const sameBinding = existing?.mid === mid && this.publishing.get(mid) === existing.track;
+        if (existing && !sameBinding) {
+          items.push(
+            this.fail(
+              t,
+              "invalid_request",
+              `track ${name} is already published on this session (mid ${existing.mid ?? "none"})`,
+            ),
+          );
+          continue;
+        }
+        if (publishes.some((p) => p.name === name)) {
+          items.push(this.fail(t, "invalid_request", `track ${name} appears twice in this request`));
+          continue;
+        }
+        const busy = this.publishing.get(mid);
+        if (busy && !busy.ended && busy.name !== name) {
+          items.push(this.fail(t, "invalid_request", `m-line ${mid} already publishes track ${busy.name}`));
+          continue;
+        }
+        if (t.bidirectionalMediaStream) {
+          const why = draft.reserveSend(mid, this.sendSlot(name));
+          if (why) {
+            items.push(this.fail(t, "invalid_request", why));
+            continue;
+          }
+        }
+        claimed.add(mid);
+        if (!sameBinding) publishes.push({ mid, name });
+        items.push({ location: "local", trackName: name, mid, kind: section.kind as MediaKind });
         continue;
       }
-
       const source = this.host.findTrack(t.sessionId, t.trackName);
       if (!source) {
-        items.push({
-          location: "remote",
-          sessionId: t.sessionId,
-          trackName: t.trackName,
-          errorCode: "not_found_track_error",
-          errorDescription: `no track ${t.trackName} in session ${t.sessionId}`,
-        });
+        items.push(this.notFound(t));
         continue;
       }
-      let tr: RTCRtpTransceiver | undefined;
+      let mid: string | undefined;
       if (t.mid?.startsWith("#")) {
-        const published = this.entries.find(
-          (e) => e.kind === "local" && e.track.name === t.mid!.slice(1) && e.transceiver,
-        ) as LocalEntry | undefined;
-        tr = published?.transceiver;
-        if (!tr) {
+        mid = this.publishedMid(t.mid.slice(1));
+        if (mid === undefined) {
           items.push(
             this.fail(t, "invalid_request", `no transceiver published ${t.mid.slice(1)} on this session`),
           );
           continue;
         }
-        tr.setDirection("sendrecv");
-        if (!req.offerSdp) changed = true;
-      } else if (req.offerSdp) {
-        tr =
-          t.mid !== undefined
-            ? transceiverByMid(pc, t.mid)
-            : this.nextOfferedReceiver(pc, offered, source.kind);
-        if (!tr) {
+      } else if (t.mid !== undefined) {
+        mid = t.mid;
+      } else {
+        mid = draft.offered.find(
+          (o) =>
+            o.offered.kind === source.kind &&
+            !o.section.rejected &&
+            peerReceives(o.offered.direction) &&
+            !peerSends(o.offered.direction) &&
+            !claimed.has(o.offered.mid) &&
+            !this.openPullAt(o.offered.mid),
+        )?.offered.mid;
+        if (mid === undefined) {
           items.push(
             this.fail(
               t,
@@ -341,49 +523,401 @@ export class Session {
           );
           continue;
         }
-        const offeredDirection = offered.find((m) => m.mid === tr!.mid)?.direction;
-        tr.setDirection(offeredDirection === "sendrecv" ? "sendrecv" : "sendonly");
-      } else {
-        tr = pc.addTransceiver(source.kind, { direction: "sendonly" });
-        changed = true;
       }
-      this.bindRemote(tr, source);
-      const item: TrackResultItem = { location: "remote", sessionId: t.sessionId, trackName: t.trackName };
-      if (tr.mid) item.mid = tr.mid;
-      else pending.push({ item, transceiver: tr });
-      items.push(item);
+      const why = this.openPullAt(mid)
+        ? `m-line ${mid} already carries a pulled track`
+        : draft.bindSend(mid, this.sendSpec(source));
+      if (why) {
+        items.push(this.fail(t, "invalid_request", why));
+        continue;
+      }
+      claimed.add(mid);
+      pulls.push({ mid, source, preference: t.simulcast ?? DEFAULT_PREFERENCE });
+      items.push(this.pullItem(t, mid));
     }
 
-    if (req.autoDiscover && req.offerSdp) {
-      for (const m of offered) {
-        if (m.kind !== "audio" && m.kind !== "video") continue;
-        if (m.direction !== "sendonly" && m.direction !== "sendrecv") continue;
-        if (m.port === 0 || m.mid === undefined) continue;
-        if (this.entries.some((e) => e.kind === "local" && e.mid === m.mid && !e.track.ended)) continue;
-        const tr = transceiverByMid(pc, m.mid);
-        if (!tr) continue;
-        const name = m.msidTrack && !this.localTrack(m.msidTrack) ? m.msidTrack : randomTrackName();
-        this.bindLocal(tr, name);
-        items.push({ location: "local", trackName: name, mid: m.mid, kind: m.kind });
+    if (autoDiscover) {
+      for (const o of draft.offered) {
+        const s = o.section;
+        if (s.rejected || !s.receive || claimed.has(s.mid)) continue;
+        if (s.kind !== "audio" && s.kind !== "video") continue;
+        const current = this.publishing.get(s.mid);
+        if (current && !current.ended) continue;
+        const msidName = o.offered.msid?.trackId;
+        const taken = (n: string) => this.localTrack(n) !== undefined || publishes.some((p) => p.name === n);
+        const name = msidName && !taken(msidName) ? msidName : randomTrackName();
+        publishes.push({ mid: s.mid, name });
+        items.push({ location: "local", trackName: name, mid: s.mid, kind: s.kind });
       }
     }
 
-    let sessionDescription: NegotiationResult["sessionDescription"];
-    if (req.offerSdp) {
-      sessionDescription = { type: "answer", sdp: await answerOffer(pc, this.rtc!) };
-    } else if (changed) {
-      sessionDescription = { type: "offer", sdp: await makeOffer(pc, this.rtc!) };
-    }
-    for (const p of pending) p.item.mid = p.transceiver.mid ?? undefined;
-    for (const e of this.entries) if (e.mid === undefined && e.transceiver?.mid) e.mid = e.transceiver.mid;
+    const state = draft.finish();
+    const sdp = writeDescription(state, "answer", local);
+    this.commitAnswer(state, offer, publishes, pulls);
     return {
-      requiresImmediateRenegotiation: sessionDescription?.type === "offer",
-      sessionDescription,
+      requiresImmediateRenegotiation: false,
+      sessionDescription: { type: "answer", sdp },
       tracks: items,
     };
   }
 
-  private fail(t: TrackRequest, code: "invalid_request", description: string): TrackResultItem {
+  private async addTracksByOffering(tracks: TrackRequest[]): Promise<NegotiationResult> {
+    this.requireTransport();
+    const base = this.pending?.state ?? this.desc;
+    const draft = new OfferDraft(base);
+    const items: TrackResultItem[] = [];
+    const publishes: PlannedPublish[] = [];
+    const pulls: PlannedPull[] = [];
+    for (const t of tracks) {
+      if (t.location === "local") {
+        if (!t.kind || !t.trackName) {
+          items.push(
+            this.fail(t, "invalid_request", "a local track without an offer needs kind and trackName"),
+          );
+          continue;
+        }
+        const name = t.trackName;
+        if (
+          this.localTrack(name) ||
+          publishes.some((p) => p.name === name) ||
+          this.pending?.publishes.some((p) => p.name === name)
+        ) {
+          items.push(this.fail(t, "invalid_request", `track ${name} is already published on this session`));
+          continue;
+        }
+        const reserve = t.bidirectionalMediaStream ? this.sendSlot(name) : undefined;
+        const mid = draft.addReceiveSection(t.kind, reserve);
+        publishes.push({ mid, name });
+        items.push({ location: "local", trackName: name, kind: t.kind, mid });
+        continue;
+      }
+      const source = this.host.findTrack(t.sessionId, t.trackName);
+      if (!source) {
+        items.push(this.notFound(t));
+        continue;
+      }
+      let mid: string;
+      if (t.mid?.startsWith("#")) {
+        const published = this.publishedMid(t.mid.slice(1));
+        if (published === undefined) {
+          items.push(
+            this.fail(t, "invalid_request", `no transceiver published ${t.mid.slice(1)} on this session`),
+          );
+          continue;
+        }
+        if (this.openPullAt(published) || pulls.some((p) => p.mid === published)) {
+          items.push(this.fail(t, "invalid_request", `m-line ${published} already carries a pulled track`));
+          continue;
+        }
+        // bidirectionalMediaStream: the peer already receives on that m-line, nothing to negotiate.
+        const filled = this.pending
+          ? "a negotiation is pending"
+          : fillReservedSend(this.desc, published, this.sendSpec(source));
+        if (typeof filled !== "string") {
+          this.desc = filled;
+          const section = this.sectionOf(published);
+          if (section) this.bindPull(section, source, t.simulcast ?? DEFAULT_PREFERENCE);
+          items.push(this.pullItem(t, published));
+          continue;
+        }
+        const why = draft.bindSend(published, this.sendSpec(source));
+        if (why) {
+          items.push(this.fail(t, "invalid_request", why));
+          continue;
+        }
+        mid = published;
+      } else {
+        mid = draft.addSendSection(source.kind, this.sendSpec(source));
+      }
+      pulls.push({ mid, source, preference: t.simulcast ?? DEFAULT_PREFERENCE });
+      items.push(this.pullItem(t, mid));
+    }
+    if (publishes.length === 0 && pulls.length === 0)
+      return { requiresImmediateRenegotiation: false, tracks: items };
+    const local = await this.localParameters();
+    const state = draft.finish();
+    const sdp = writeDescription(state, "offer", local);
+    this.pending = {
+      state,
+      publishes: [...(this.pending?.publishes ?? []), ...publishes],
+      pulls: [...(this.pending?.pulls ?? []), ...pulls],
+      closes: this.pending?.closes ?? [],
+    };
+    return {
+      requiresImmediateRenegotiation: true,
+      sessionDescription: { type: "offer", sdp },
+      tracks: items,
+    };
+  }
+
+  private updateOne(u: UpdateRequest): UpdateResultItem {
+    const item: UpdateResultItem = { mid: u.mid };
+    if (u.location) item.location = u.location;
+    if (u.sessionId) item.sessionId = u.sessionId;
+    if (u.trackName) item.trackName = u.trackName;
+    const fail = (why: string): UpdateResultItem => ({
+      ...item,
+      errorCode: "update_track_error",
+      errorDescription: why,
+    });
+    const entry = this.entries.find(
+      (e): e is RemoteEntry => e.kind === "remote" && e.mid === u.mid && !e.closed,
+    );
+    if (!entry) return fail(`no pulled track is open on mid ${u.mid}`);
+    let target = entry.track;
+    if (
+      u.trackName !== undefined &&
+      (u.trackName !== entry.track.name || (u.sessionId ?? entry.track.sessionId) !== entry.track.sessionId)
+    ) {
+      // Reuse the transceiver for another track: same kind and codec, so the SDP the peer holds stays valid.
+      const source = this.host.findTrack(u.sessionId ?? entry.track.sessionId, u.trackName);
+      if (!source) return fail(`no track ${u.trackName} in session ${u.sessionId ?? entry.track.sessionId}`);
+      if (source.kind !== entry.track.kind)
+        return fail(`mid ${u.mid} carries ${entry.track.kind}, ${u.trackName} is ${source.kind}`);
+      if (codecKey(formatOf(source)) !== codecKey(formatOf(entry.track)))
+        return fail(
+          `mid ${u.mid} was negotiated for ${formatOf(entry.track).name}, ${u.trackName} is ${formatOf(source).name}`,
+        );
+      target = source;
+    }
+    if (u.simulcast && target.layers.length <= 1)
+      return fail(`track ${target.name} is not simulcast: it has no layers to choose from`);
+    if (target !== entry.track) {
+      const section = this.sectionOf(u.mid);
+      if (!section?.send) return fail(`mid ${u.mid} does not send`);
+      const preference = u.simulcast ?? entry.preference;
+      this.closeEntry(entry, "replaced by tracks/update");
+      this.bindPull(section, target, preference);
+    } else if (u.simulcast) {
+      entry.preference = { ...u.simulcast };
+      entry.stream.setLayerPreference(entry.preference);
+    }
+    if (u.simulcast) item.simulcast = { ...u.simulcast };
+    return item;
+  }
+
+  // ---- committing ------------------------------------------------------------------------------
+
+  /** Our answer is final the moment we give it: adopt the state, then make the planned tracks real. */
+  private commitAnswer(
+    state: SessionDescriptionState,
+    offer: RemoteDescription,
+    publishes: PlannedPublish[],
+    pulls: PlannedPull[],
+  ): void {
+    if (this.pending) this.pending = undefined; // the peer's offer replaced ours (it never answered it)
+    this.desc = state;
+    this.remote = offer;
+    // Whatever the new description no longer carries ends (m-lines the peer stopped or rejected).
+    for (const e of this.entries) {
+      if (e.kind === "local" && e.mid !== undefined && !e.track.ended) {
+        const s = this.sectionOf(e.mid);
+        if (!s || s.rejected || !s.receive || this.publishing.get(e.mid) !== e.track)
+          this.closeEntry(e, "m-line stopped by the peer");
+      } else if (e.kind === "remote" && !e.closed) {
+        const s = this.sectionOf(e.mid);
+        if (!s || s.rejected || !s.send) this.closeEntry(e, "m-line stopped by the peer");
+      }
+    }
+    for (const p of publishes) {
+      const section = this.sectionOf(p.mid);
+      if (section) this.bindPublish(section, p.name);
+    }
+    for (const p of pulls) {
+      const section = this.sectionOf(p.mid);
+      if (section?.send) this.bindPull(section, p.source, p.preference);
+    }
+    this.syncTransport();
+  }
+
+  /** Tell the transport what the committed description means. */
+  private syncTransport(): void {
+    const transport = this.transport;
+    if (!transport || this.closeReason) return;
+    const specs: ReceiveStreamSpec[] = [];
+    for (const s of this.desc.sections) {
+      if (s.rejected || !s.receive || !peerSends(s.remoteDirection)) continue;
+      if (s.kind !== "audio" && s.kind !== "video") continue;
+      const codec = s.codecs[0];
+      if (!codec) continue;
+      specs.push({
+        mid: s.mid,
+        kind: s.kind,
+        payloadTypes: s.codecs.map((c) => c.payloadType),
+        codecName: codec.name,
+        clockRate: codec.clockRate,
+        ssrcs: s.remoteSsrcs,
+        rids: s.recvRids.length > 1 ? s.recvRids.map((r) => r.id) : [],
+        extensions: new Map(s.extensions.map((e) => [e.uri, e.id])),
+      });
+    }
+    transport.setReceiveStreams(specs, (mid, layer, packet) => this.onInbound(mid, layer, packet));
+    const remote = this.remote;
+    if (remote?.iceUfrag)
+      transport.start({
+        iceUfrag: remote.iceUfrag,
+        icePwd: remote.icePwd,
+        fingerprints: remote.fingerprints,
+        role: this.desc.dtlsRole ?? "server",
+        // Only a full agent (thirdparty) ever controls: against a lite peer, or when it made the first offer.
+        iceControlling: remote.iceLite || remote.type === "answer",
+        candidates: remote.candidates,
+      });
+  }
+
+  private onInbound(mid: string, layer: number, packet: RtpPacket): void {
+    this.publishing.get(mid)?.write(packet, layer);
+  }
+
+  private bindPublish(section: Section, name: string): void {
+    const kind = section.kind as MediaKind;
+    const codec = section.codecs[0];
+    const extensions = new Map(section.extensions.map((e) => [e.id, e.uri]));
+    const mid = section.mid;
+    const publisher: TrackPublisher = {
+      requestKeyframe: (layer) => this.transport?.requestKeyframe(mid, layer),
+      extensionUri: (id) => extensions.get(id),
+    };
+    const trackCodec: TrackCodec | undefined = codec
+      ? {
+          mimeType: mimeType(kind, codec.name),
+          clockRate: codec.clockRate,
+          channels: codec.channels,
+          fmtp: codec.fmtp,
+          payloadType: codec.payloadType,
+        }
+      : undefined;
+    const existing = this.publishing.get(mid);
+    if (existing && !existing.ended && existing.name === name) return;
+    const track = new Track({
+      sessionId: this.id,
+      name,
+      kind,
+      codec: trackCodec,
+      publisher,
+      layers: section.recvRids.length > 1 ? section.recvRids.map((r) => r.id) : [],
+      onSinkError: (err) => this.host.onError(err, `forwarding ${this.id}/${name}`),
+    });
+    this.entries.push({ kind: "local", mid, track });
+    this.publishing.set(mid, track);
+  }
+
+  private bindPull(section: Section, source: Track, preference: LayerPreference): void {
+    const transport = this.transport;
+    const send = section.send;
+    if (!transport || !send) return;
+    const kind = source.kind;
+    const want = codecKey(formatOf(source));
+    const codec = section.codecs.find((c) => codecKey(c) === want) ?? section.codecs[0];
+    const stream = transport.createSendStream(
+      {
+        mid: section.mid,
+        kind,
+        ssrc: send.ssrc,
+        cname: send.cname,
+        payloadType: codec.payloadType,
+        codecName: codec.name,
+        clockRate: codec.clockRate,
+        extensions: new Map(section.extensions.map((e) => [e.uri, e.id])),
+      },
+      source,
+      { onRetransmit: this.host.onRetransmit },
+    );
+    stream.setLayerPreference(preference);
+    const entry: RemoteEntry = {
+      kind: "remote",
+      mid: section.mid,
+      track: source,
+      stream,
+      preference: { ...preference },
+      closed: false,
+      subscription: source.subscribe({
+        onPacket: (p, t, layer) => {
+          stream.onPacket(p, t, layer);
+          this.host.onForwarded?.();
+        },
+        onTrackEnded: (t, reason) => {
+          entry.closed = true;
+          stream.onTrackEnded(t, reason);
+        },
+      }),
+    };
+    this.entries.push(entry);
+    if (kind === "video") source.requestKeyframe(0);
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------------
+
+  private parse(type: "offer" | "answer", sdp: string): RemoteDescription {
+    try {
+      return parseRemoteDescription(type, sdp);
+    } catch (err) {
+      throw this.negotiationError(err);
+    }
+  }
+
+  private answerDraft(offer: RemoteDescription): AnswerDraft {
+    this.requireTransport();
+    try {
+      return new AnswerDraft(this.desc, offer);
+    } catch (err) {
+      throw this.negotiationError(err);
+    }
+  }
+
+  private negotiationError(err: unknown): Error {
+    if (err instanceof SdpError) return new NegotiationError(err.message);
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  private async localParameters(): Promise<LocalTransportParameters> {
+    return this.requireTransport().ready;
+  }
+
+  private sendSpec(source: Track): SendSpec {
+    return {
+      ssrc: randomInt(1, 0xffff_ffff),
+      cname: this.cname,
+      streamId: source.sessionId,
+      trackId: source.name,
+      format: formatOf(source),
+      preferredPayloadType: source.codec?.payloadType,
+    };
+  }
+
+  /** A send slot for bidirectionalMediaStream, announced under this session and the pushed track's name. */
+  private sendSlot(name: string): Omit<SendSpec, "format" | "reserved"> {
+    return { ssrc: randomInt(1, 0xffff_ffff), cname: this.cname, streamId: this.id, trackId: name };
+  }
+
+  private sectionOf(mid: string): Section | undefined {
+    return this.desc.sections.find((s) => s.mid === mid);
+  }
+
+  private publishedMid(name: string): string | undefined {
+    for (const [mid, track] of this.publishing) if (track.name === name && !track.ended) return mid;
+    return undefined;
+  }
+
+  private localEntryByName(name: string): LocalEntry | undefined {
+    return this.entries.find(
+      (e): e is LocalEntry => e.kind === "local" && e.track.name === name && !e.track.ended,
+    );
+  }
+
+  private openPullAt(mid: string): RemoteEntry | undefined {
+    return this.entries.find((e): e is RemoteEntry => e.kind === "remote" && e.mid === mid && !e.closed);
+  }
+
+  private openEntryAt(mid: string): Entry | undefined {
+    return this.entries.find((e) => e.mid === mid && (e.kind === "local" ? !e.track.ended : !e.closed));
+  }
+
+  private closeMid(mid: string, reason: string): void {
+    for (const e of this.entries) if (e.mid === mid) this.closeEntry(e, reason);
+  }
+
+  private fail(t: TrackRequest, code: TrackItemError, description: string): TrackResultItem {
     const item: TrackResultItem = { location: t.location, errorCode: code, errorDescription: description };
     if (t.trackName) item.trackName = t.trackName;
     if (t.mid) item.mid = t.mid;
@@ -391,63 +925,20 @@ export class Session {
     return item;
   }
 
-  /** The offered recvonly m-lines are bound to pulled tracks in order. */
-  private nextOfferedReceiver(
-    pc: RTCPeerConnection,
-    offered: ReturnType<typeof parseMediaSections>,
-    kind: MediaKind,
-  ): RTCRtpTransceiver | undefined {
-    for (const m of offered) {
-      if (m.kind !== kind || m.direction !== "recvonly" || m.mid === undefined) continue;
-      if (this.entries.some((e) => e.kind === "remote" && this.entryMid(e) === m.mid && !e.closed)) continue;
-      const tr = transceiverByMid(pc, m.mid);
-      if (tr) return tr;
-    }
-    return undefined;
+  private notFound(t: RemoteTrackRequest): TrackResultItem {
+    return {
+      location: "remote",
+      sessionId: t.sessionId,
+      trackName: t.trackName,
+      errorCode: "not_found_track_error",
+      errorDescription: `no track ${t.trackName} in session ${t.sessionId}`,
+    };
   }
 
-  private bindLocal(transceiver: RTCRtpTransceiver, name: string): void {
-    const publisher: TrackPublisher = {
-      requestKeyframe: () => {
-        const ssrc = transceiver.receiver.tracks[0]?.ssrc;
-        if (ssrc !== undefined) transceiver.receiver.sendRtcpPLI(ssrc).catch(() => {});
-      },
-      extensionUri: (id) => transceiver.headerExtensions.find((e) => e.id === id)?.uri,
-    };
-    const kind = transceiver.kind as MediaKind;
-    const codec = transceiver.codecs[0];
-    const track = this.newTrack(
-      name,
-      kind,
-      codec ? { mimeType: codec.mimeType, clockRate: codec.clockRate, channels: codec.channels } : undefined,
-      publisher,
-    );
-    this.entries.push({ kind: "local", mid: transceiver.mid ?? undefined, track, transceiver });
-    this.publishing.set(transceiver, track);
-  }
-
-  private bindRemote(transceiver: RTCRtpTransceiver, track: Track): void {
-    setSendMsid(transceiver, track.sessionId, track.name);
-    const sink = new PeerSenderSink(transceiver, {
-      onForwarded: this.host.onForwarded,
-      onRetransmit: this.host.onRetransmit,
-    });
-    const entry: RemoteEntry = {
-      kind: "remote",
-      mid: transceiver.mid ?? undefined,
-      track,
-      transceiver,
-      sink,
-      subscription: track.subscribe({
-        onPacket: (p, t) => sink.onPacket(p, t),
-        onTrackEnded: (t, reason) => {
-          entry.closed = true;
-          sink.onTrackEnded(t, reason);
-        },
-      }),
-      closed: false,
-    };
-    this.entries.push(entry);
+  private pullItem(t: RemoteTrackRequest, mid: string): TrackResultItem {
+    const item: TrackResultItem = { location: "remote", sessionId: t.sessionId, trackName: t.trackName, mid };
+    if (t.simulcast) item.simulcast = { ...t.simulcast };
+    return item;
   }
 
   private newTrack(
@@ -466,14 +957,7 @@ export class Session {
     });
   }
 
-  private onRemoteTrack(track: MediaStreamTrack, transceiver: RTCRtpTransceiver): void {
-    track.onReceiveRtp.subscribe((rtp: RtpPacket) => {
-      // Looked up per packet (one map read) so that a transceiver re-bound after tracks/close publishes the new track.
-      this.publishing.get(transceiver)?.write(rtp);
-    });
-  }
-
-  private onConnectionState(state: string): void {
+  private onTransportState(state: TransportState): void {
     if (this.closeReason) return;
     if (state === "connected") {
       this.state = "connected";
@@ -482,9 +966,9 @@ export class Session {
       if (this.state === "connected") {
         this.state = "disconnected";
         this.arm(this.timings.disconnectGraceMs, `transport lost (${state})`);
-      }
+      } else if (state === "failed") this.close("transport failed");
     } else if (state === "closed") {
-      this.close("peer connection closed");
+      this.close("transport closed");
     }
   }
 
@@ -494,30 +978,19 @@ export class Session {
     this.timer.unref();
   }
 
-  private requirePeer(): RTCPeerConnection {
-    if (!this.pc) throw new Error("this session has no peer connection");
-    return this.pc;
-  }
-
-  private entryMid(e: Entry): string | undefined {
-    return e.mid ?? e.transceiver?.mid ?? undefined;
-  }
-
-  private entryOpen(e: Entry): boolean {
-    return e.kind === "local" ? !e.track.ended : !e.closed;
+  private requireTransport(): PeerTransport {
+    if (!this.transport) throw new NegotiationError("this session has no peer connection");
+    return this.transport;
   }
 
   private closeEntry(e: Entry, reason: string): void {
     if (e.kind === "local") {
       e.track.close(reason);
-      if (e.transceiver && !this.closeReason)
-        e.transceiver.setDirection(e.transceiver.direction === "sendrecv" ? "sendonly" : "inactive");
+      if (e.mid !== undefined && this.publishing.get(e.mid) === e.track) this.publishing.delete(e.mid);
     } else if (!e.closed) {
       e.closed = true;
       e.subscription.close();
-      e.sink.dispose();
-      if (!this.closeReason)
-        e.transceiver.setDirection(e.transceiver.direction === "sendrecv" ? "recvonly" : "inactive");
+      e.stream.close();
     }
   }
 }

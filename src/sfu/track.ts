@@ -14,19 +14,26 @@ export interface TrackCodec {
   mimeType: string; // e.g. "audio/opus"
   clockRate: number;
   channels?: number;
+  /** Format parameters subscribers must be offered unchanged (H.264 profile, Opus options). */
+  fmtp?: string;
+  /** The publisher's payload type, reused for subscribers when free in their session. */
+  payloadType?: number;
 }
 
 /** What a track needs from whoever publishes it. */
 export interface TrackPublisher {
-  /** Ask the publisher for a keyframe (video). Optional: audio publishers ignore it. */
-  requestKeyframe?(): void;
+  /** Ask the publisher for a keyframe of one layer (video). Optional: audio publishers ignore it. */
+  requestKeyframe?(layer: number): void;
   /** RTP header extension id → URI as negotiated with the publisher, for remapping. */
   extensionUri?(id: number): string | undefined;
 }
 
 export interface TrackSink {
-  /** Called for every packet in arrival order. The packet is shared: never mutate it. */
-  onPacket(packet: RtpPacket, track: Track): void;
+  /**
+   * Called for every packet in arrival order. The packet is shared: never mutate it. `layer` is the
+   * simulcast layer (index into `track.layers`), 0 for a track without layers.
+   */
+  onPacket(packet: RtpPacket, track: Track, layer: number): void;
   /** The track ended (closed by its publisher, its session, or the API). Called once. */
   onTrackEnded(track: Track, reason: string): void;
 }
@@ -59,6 +66,8 @@ export interface TrackInit {
   kind: MediaKind;
   codec?: TrackCodec;
   publisher: TrackPublisher;
+  /** Simulcast rids in the publisher's order; absent or empty for one stream. */
+  layers?: string[];
   cacheSize?: number;
   onSinkError?: (err: unknown) => void;
 }
@@ -73,9 +82,11 @@ export class Track {
   bytesIn = 0;
   /** Packets × subscribers delivered. */
   packetsOut = 0;
+  /** Simulcast rids (layer index = position); empty for a track with one stream. */
+  readonly layers: readonly string[];
   private endReason: string | undefined;
   private sinks: Subscription[] = [];
-  private readonly cache: PacketCache;
+  private readonly caches: PacketCache[];
   private readonly publisher: TrackPublisher;
   private readonly onSinkError: (err: unknown) => void;
 
@@ -85,7 +96,10 @@ export class Track {
     this.kind = init.kind;
     this.codec = init.codec;
     this.publisher = init.publisher;
-    this.cache = new PacketCache(init.cacheSize ?? (init.kind === "video" ? 1024 : 256));
+    this.layers = init.layers ?? [];
+    const layerCount = Math.max(1, this.layers.length);
+    const size = init.cacheSize ?? (init.kind === "video" ? 1024 : 256);
+    this.caches = Array.from({ length: layerCount }, () => new PacketCache(size));
     this.onSinkError = init.onSinkError ?? (() => {});
   }
 
@@ -102,15 +116,17 @@ export class Track {
   }
 
   /** Publish one packet to every subscriber. The track keeps a reference for NACKs: do not reuse it. */
-  write(packet: RtpPacket): void {
+  write(packet: RtpPacket, layer = 0): void {
     if (this.endReason !== undefined) return;
+    const cache = this.caches[layer];
+    if (cache === undefined) return;
     this.packetsIn++;
     this.bytesIn += packet.payload.length;
-    this.cache.put(packet);
+    cache.put(packet);
     const sinks = this.sinks;
     for (let i = 0; i < sinks.length; i++) {
       try {
-        sinks[i].sink.onPacket(packet, this);
+        sinks[i].sink.onPacket(packet, this, layer);
         this.packetsOut++;
       } catch (err) {
         this.onSinkError(err);
@@ -118,17 +134,17 @@ export class Track {
     }
   }
 
-  /** A recent packet by its source sequence number (for NACK answers). */
-  cached(sequenceNumber: number): RtpPacket | undefined {
-    return this.cache.get(sequenceNumber);
+  /** A recent packet of one layer by its source sequence number (for NACK answers). */
+  cached(sequenceNumber: number, layer = 0): RtpPacket | undefined {
+    return this.caches[layer]?.get(sequenceNumber);
   }
 
   extensionUri(id: number): string | undefined {
     return this.publisher.extensionUri?.(id);
   }
 
-  requestKeyframe(): void {
-    if (this.endReason === undefined) this.publisher.requestKeyframe?.();
+  requestKeyframe(layer = 0): void {
+    if (this.endReason === undefined) this.publisher.requestKeyframe?.(layer);
   }
 
   subscribe(sink: TrackSink): Subscription {
@@ -160,7 +176,7 @@ export class Track {
         this.onSinkError(err);
       }
     }
-    this.cache.clear();
+    for (const c of this.caches) c.clear();
     this.closed.emit(reason);
     this.closed.clear();
   }

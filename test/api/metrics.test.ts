@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { answerSending, avClientPeer } from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 // /metrics as wired by src/server.ts (the gauges' sources live there), so this file uses a real server on a
@@ -52,6 +53,14 @@ test("patchbay_tracks counts published tracks by their kind", async () => {
       ["cam", "video", undefined],
     ],
   );
+  // Tracks exist once the client's answer completes the negotiation.
+  const pc = avClientPeer();
+  try {
+    const { answer } = await answerSending(pc, res.sessionDescription!);
+    await srv.api.renegotiate(sessionId, answer);
+  } finally {
+    await pc.close();
+  }
   const text = await scrape();
   assert.equal(sample(text, 'patchbay_tracks{kind="audio"}'), audio0 + 1, "audio tracks");
   assert.equal(sample(text, 'patchbay_tracks{kind="video"}'), video0 + 1, "video tracks");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import type { RTCPeerConnection, RTCRtpTransceiver } from "werift";
+import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver } from "werift";
 import {
   assertError,
   buildTestApi,
@@ -340,7 +340,15 @@ describe("tracks/new", () => {
     assert.equal(typeof mid, "string");
     assert.deepEqual(res.tracks, [{ location: "local", trackName: "gen", kind: "audio", mid }]);
     assert.equal(direction(res.sessionDescription!.sdp, mid!), "recvonly");
-    await renegotiate(sessionId, await answer(pc, res.sessionDescription!));
+    // Registered only once the client's answer arrives (transactional negotiation).
+    assert.deepEqual((await getSession(sessionId)).tracks, []);
+    // The client attaches its track to the transceiver the server's offer created, as a browser would.
+    await pc.setRemoteDescription(res.sessionDescription!);
+    const tr = pc.getTransceivers()[0];
+    tr.setDirection("sendonly");
+    tr.sender.replaceTrack(new MediaStreamTrack({ kind: "audio" }));
+    await pc.setLocalDescription(await pc.createAnswer());
+    await renegotiate(sessionId, { type: "answer", sdp: pc.localDescription!.sdp });
     assert.deepEqual((await getSession(sessionId)).tracks, [
       { location: "local", mid, trackName: "gen", status: "active" },
     ]);
@@ -550,6 +558,7 @@ describe("tracks/close", () => {
     const pulled = await tracksNew(sub, {
       tracks: [{ location: "remote", sessionId: pub.sessionId, trackName: "session-ends" }],
     });
+    await renegotiate(sub, await answer(peer(), pulled.sessionDescription!));
     // Let the publisher's DTLS handshake finish first: werift keeps retransmitting a cut handshake for ~30 s.
     await waitConnected(pub.pc);
     api.sessionA(pub.sessionId).close("closed by the test");

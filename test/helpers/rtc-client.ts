@@ -6,6 +6,9 @@ import {
   type RTCRtpTransceiver,
   RtpHeader,
   RtpPacket,
+  useFIR,
+  useNACK,
+  usePLI,
   useSdesMid,
 } from "werift";
 import type { ApiClient } from "../../src/client/api-client.ts";
@@ -33,6 +36,58 @@ export function clientPeer(): RTCPeerConnection {
     },
     headerExtensions: { audio: [useSdesMid()] },
   });
+}
+
+/** A werift client that also does video (VP8, H.264) and the RTCP feedback an SFU expects. */
+export function avClientPeer(): RTCPeerConnection {
+  const base = clientPeer();
+  const feedback = [useNACK(), usePLI(), useFIR()];
+  const pc = new RTCPeerConnection({
+    ...base.config,
+    codecs: {
+      audio: base.config.codecs.audio,
+      video: [
+        new RTCRtpCodecParameters({
+          mimeType: "video/VP8",
+          clockRate: 90000,
+          payloadType: 96,
+          rtcpFeedback: feedback,
+        }),
+        new RTCRtpCodecParameters({
+          mimeType: "video/H264",
+          clockRate: 90000,
+          payloadType: 102,
+          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+          rtcpFeedback: feedback,
+        }),
+      ],
+    },
+    headerExtensions: { audio: [useSdesMid()], video: [useSdesMid()] },
+  });
+  base.close().catch(() => {});
+  return pc;
+}
+
+/**
+ * Answer a server offer the way a browser app does for a push without an offer: every transceiver the
+ * offer created starts sending a track of its kind. Returns the answer and the tracks.
+ */
+export async function answerSending(
+  pc: RTCPeerConnection,
+  offer: { type: "offer" | "answer"; sdp: string },
+): Promise<{ answer: { type: "answer"; sdp: string }; tracks: MediaStreamTrack[] }> {
+  const before = new Set(pc.getTransceivers());
+  await pc.setRemoteDescription(offer);
+  const tracks: MediaStreamTrack[] = [];
+  for (const tr of pc.getTransceivers()) {
+    if (before.has(tr)) continue;
+    const track = new MediaStreamTrack({ kind: tr.kind as "audio" | "video" });
+    tr.setDirection("sendonly");
+    await tr.sender.replaceTrack(track);
+    tracks.push(track);
+  }
+  await pc.setLocalDescription(await pc.createAnswer());
+  return { answer: { type: "answer", sdp: pc.localDescription!.sdp }, tracks };
 }
 
 export function waitConnected(pc: RTCPeerConnection, timeoutMs = 10_000): Promise<void> {

@@ -12,12 +12,14 @@ const SETTINGS = [
   "rtc-listen-ip",
   "rtc-min-port",
   "rtc-max-port",
+  "publish-bitrate-cap",
   "data-dir",
   "log-level",
   "log-format",
   "apps-file",
   "session-connect-timeout-ms",
   "session-disconnect-grace-ms",
+  "session-liveness-timeout-ms",
   "ws-connect-timeout-ms",
   "ws-max-message-bytes",
   "ingest-high-water-ms",
@@ -54,7 +56,12 @@ describe("loadConfig defaults", () => {
     assert.equal(DEFAULTS.dataDir, "./data");
     assert.deepEqual(DEFAULTS.log, { level: "info", format: "auto" });
     assert.deepEqual(DEFAULTS.apps, { file: undefined, json: undefined });
-    assert.deepEqual(DEFAULTS.session, { connectTimeoutMs: 60000, disconnectGraceMs: 30000 });
+    assert.deepEqual(DEFAULTS.session, {
+      connectTimeoutMs: 60000,
+      disconnectGraceMs: 30000,
+      livenessTimeoutMs: 30000,
+    });
+    assert.equal(DEFAULTS.rtc.publishBitrateCap, 2_500_000);
     assert.deepEqual(DEFAULTS.adapter, {
       connectTimeoutMs: 5000,
       maxMessageBytes: 32768,

@@ -109,7 +109,8 @@ export class EgressAdapter extends Adapter implements TrackSink {
   // ---- TrackSink ----------------------------------------------------------------------------
 
   onPacket(packet: RtpPacket): void {
-    if (this.state === "closed") return;
+    // Padding-only packets (bandwidth probes) carry no audio: the jitter buffer must not see them.
+    if (this.state === "closed" || packet.payload.length === 0) return;
     const now = this.opts.now();
     this.bytesProcessed += packet.payload.length;
     this.jitter.push(

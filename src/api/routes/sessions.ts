@@ -1,11 +1,42 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import { looksLikeSdp } from "../../rtc/sdp.ts";
+import type { z } from "zod";
+import { looksLikeSdp } from "../../rtc/negotiation/remote-description.ts";
+import type { LayerPreference } from "../../rtc/peer-transport.ts";
 import type { Session, TrackRequest } from "../../sfu/session.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
-import { decode, RenegotiateBody, SessionsNewBody, TracksCloseBody, TracksNewBody } from "../schemas.ts";
+import {
+  decode,
+  RenegotiateBody,
+  SessionsNewBody,
+  type SimulcastPreference,
+  TracksCloseBody,
+  TracksNewBody,
+  TracksUpdateBody,
+} from "../schemas.ts";
 
 type SessionParams = { appId: string; sessionId: string };
+
+/** `?thirdparty=true` (or 1 / an empty value, as URL flags go). */
+function queryFlag(value: unknown): boolean {
+  if (value === undefined) return false;
+  const v = String(Array.isArray(value) ? value[0] : value).toLowerCase();
+  return v === "" || v === "true" || v === "1";
+}
+
+/**
+ * Cloudflare's `simulcast` object; both strategies default to "none". An empty `preferredRid` means
+ * "no preference" (Orange Meets sends "" to let the server choose).
+ */
+function layerPreference(s: z.infer<typeof SimulcastPreference> | undefined): LayerPreference | undefined {
+  if (!s) return undefined;
+  const pref: LayerPreference = {
+    priorityOrdering: s.priorityOrdering ?? "none",
+    ridNotAvailable: s.ridNotAvailable ?? "none",
+  };
+  if (s.preferredRid) pref.preferredRid = s.preferredRid;
+  return pref;
+}
 
 function requireSdp(
   desc: { type: string; sdp: string } | undefined,
@@ -57,7 +88,9 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const state = ctx.appOf(req).state;
     const body = decode(SessionsNewBody, req.body);
     const offer = requireSdp(body.sessionDescription, "offer");
-    const session = state.createSession();
+    // Cloudflare: "Session is intended to connect to an ICE-lite peer like a third party SFU/server".
+    const thirdparty = queryFlag((req.query as Record<string, unknown>).thirdparty);
+    const session = state.createSession({ peer: true, thirdparty });
     if (!offer) return reply.status(201).send({ sessionId: session.id });
     try {
       const sdp = await negotiate("applying the offer", () => session.answer(offer));
@@ -81,14 +114,26 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
       if (t.location === "remote") {
         if (!t.sessionId || !t.trackName)
           throw new ApiError("invalid_request", `tracks[${i}]: a remote track needs sessionId and trackName`);
-        return { location: "remote", sessionId: t.sessionId, trackName: t.trackName, mid: t.mid };
+        return {
+          location: "remote",
+          sessionId: t.sessionId,
+          trackName: t.trackName,
+          mid: t.mid,
+          simulcast: layerPreference(t.simulcast),
+        };
       }
       if (offer && t.mid === undefined)
         throw new ApiError(
           "invalid_request",
           `tracks[${i}]: a local track pushed with an offer needs its mid`,
         );
-      return { location: "local", trackName: t.trackName, mid: t.mid, kind: t.kind };
+      return {
+        location: "local",
+        trackName: t.trackName,
+        mid: t.mid,
+        kind: t.kind,
+        bidirectionalMediaStream: t.bidirectionalMediaStream,
+      };
     });
     if (tracks.length === 0 && !body.autoDiscover)
       throw new ApiError("invalid_request", "give tracks, or autoDiscover with an offer");
@@ -105,6 +150,23 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const answer = requireSdp(body.sessionDescription, "answer")!;
     await negotiate("renegotiation", () => session.renegotiate(answer));
     return {};
+  });
+
+  app.put("/sessions/:sessionId/tracks/update", async (req) => {
+    const session = sessionOf(req);
+    const body = decode(TracksUpdateBody, req.body);
+    if (body.tracks.length === 0) throw new ApiError("invalid_request", "tracks must name at least one mid");
+    return negotiate("tracks/update", () =>
+      session.updateTracks(
+        body.tracks.map((t) => ({
+          mid: t.mid,
+          location: t.location,
+          sessionId: t.sessionId,
+          trackName: t.trackName,
+          simulcast: layerPreference(t.simulcast),
+        })),
+      ),
+    );
   });
 
   app.put("/sessions/:sessionId/tracks/close", async (req) => {

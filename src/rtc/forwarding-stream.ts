@@ -1,0 +1,266 @@
+import { RtpHeader } from "werift";
+import { codecNameOf, isKeyframeStart, type VideoCodecName } from "../media/keyframe.ts";
+import { selectLayer } from "../media/layer-selector.ts";
+import { NackResponder } from "../media/nack-responder.ts";
+import type { RtpPacket } from "../media/rtp.ts";
+import { RtpMunger } from "../media/rtp-munger.ts";
+import { type SenderReportInfo, SenderReportState } from "../media/sender-report.ts";
+import { Vp8Munger } from "../media/vp8-munger.ts";
+import type { Track } from "../sfu/track.ts";
+import { EXT, FORWARDED_EXTENSIONS } from "./negotiation/header-extensions.ts";
+import type {
+  LayerPreference,
+  SendStream,
+  SendStreamHooks,
+  SendStreamSpec,
+  SendStreamStats,
+} from "./peer-transport.ts";
+
+/** Where a send stream writes: the transport's SRTP path. */
+export interface RtpOutput {
+  /** False when the transport cannot send yet (not connected). */
+  send(header: RtpHeader, payload: Buffer): boolean;
+  /** Monotonic ms (the media clock). */
+  now(): number;
+}
+
+interface Sent {
+  header: RtpHeader;
+  payload: Buffer;
+}
+
+/** A layer without packets for this long counts as stopped (the publisher dropped it for bandwidth). */
+const LAYER_TIMEOUT_MS = 1000;
+/** How often the target layer is re-evaluated and, while waiting for a switch, a keyframe re-requested. */
+const RESELECT_MS = 250;
+const REREQUEST_MS = 1000;
+
+const DEFAULT_PREFERENCE: LayerPreference = { priorityOrdering: "none", ridNotAvailable: "none" };
+
+/**
+ * Forwards one track to one subscriber m-line: picks the simulcast layer (switching only at a keyframe of
+ * the new layer), rewrites SSRC, sequence numbers, timestamps, payload type, header-extension ids and,
+ * across VP8 layer switches, picture ids, so that the subscriber sees one continuous stream; answers
+ * its NACKs from what it sent and passes its keyframe requests to the publisher. The packet handed in is
+ * shared with every other subscriber and never modified.
+ */
+export class ForwardingSendStream implements SendStream {
+  private readonly munger: RtpMunger;
+  private readonly vp8: Vp8Munger | undefined;
+  private readonly codec: VideoCodecName | undefined;
+  private readonly responder = new NackResponder();
+  private readonly sr = new SenderReportState();
+  private readonly history: (Sent | undefined)[];
+  private readonly midExtension: { id: number; payload: Buffer } | undefined;
+  /** Publisher extension id → subscriber id (null: not forwarded). */
+  private readonly extensionMap = new Map<number, number | null>();
+  private preference: LayerPreference = DEFAULT_PREFERENCE;
+  /** Layer being forwarded (undefined: none yet, or stopped). */
+  private current: number | undefined;
+  private target: number | undefined;
+  private lastSelectMs = Number.NEGATIVE_INFINITY;
+  private lastRequestMs = Number.NEGATIVE_INFINITY;
+  private switchPending = false;
+  /** When each simulcast layer last had a packet (the publisher stops layers it cannot afford). */
+  private readonly layerSeen: number[];
+  private closed = false;
+  private readonly counters = {
+    packetsSent: 0,
+    bytesSent: 0,
+    retransmitted: 0,
+    notReady: 0,
+    layerSwitches: 0,
+    keyframeRequests: 0,
+  };
+  /** Latest receiver report about this stream (loss, jitter) for stats. */
+  lastReport: { fractionLost: number; packetsLost: number; jitter: number } | undefined;
+
+  constructor(
+    readonly spec: SendStreamSpec,
+    private readonly track: Track,
+    private readonly output: RtpOutput,
+    private readonly hooks: SendStreamHooks,
+    private readonly onClose: () => void,
+  ) {
+    this.munger = new RtpMunger({ clockRate: spec.clockRate });
+    this.codec = spec.kind === "video" ? codecNameOf(`video/${spec.codecName}`) : undefined;
+    const simulcast = track.layers.length > 1;
+    this.vp8 = simulcast && this.codec === "vp8" ? new Vp8Munger() : undefined;
+    this.history = new Array(spec.kind === "video" ? 1024 : 256);
+    const midId = spec.extensions.get(EXT.mid);
+    this.midExtension = midId === undefined ? undefined : { id: midId, payload: Buffer.from(spec.mid) };
+    this.layerSeen = new Array(Math.max(1, track.layers.length)).fill(Number.NEGATIVE_INFINITY);
+    if (!simulcast) this.current = 0;
+  }
+
+  setLayerPreference(pref: LayerPreference): void {
+    this.preference = { ...pref };
+    this.lastSelectMs = Number.NEGATIVE_INFINITY;
+  }
+
+  // ---- TrackSink --------------------------------------------------------------------------------
+
+  onPacket(packet: RtpPacket, track: Track, layer: number): void {
+    if (this.closed) return;
+    const now = this.output.now();
+    if (track.layers.length > 1) {
+      // A layer that (re)appears may be the one this subscriber wants: decide again at once.
+      if (now - this.layerSeen[layer] >= LAYER_TIMEOUT_MS) this.lastSelectMs = Number.NEGATIVE_INFINITY;
+      this.layerSeen[layer] = now;
+      if (!this.admit(packet, layer, now)) return;
+    }
+    const h = packet.header;
+    if (packet.payload.length === 0) {
+      // Padding-only probes mean nothing to this receiver; the munger closes the sequence gap they leave.
+      this.munger.map({
+        sequenceNumber: h.sequenceNumber,
+        timestamp: h.timestamp,
+        layer,
+        nowMs: now,
+        dropped: true,
+      });
+      return;
+    }
+    const switched = this.switchPending;
+    const out = this.munger.map({
+      sequenceNumber: h.sequenceNumber,
+      timestamp: h.timestamp,
+      layer,
+      nowMs: now,
+    });
+    if (!out) return;
+    this.switchPending = false;
+    const payload = this.vp8 ? Buffer.from(this.vp8.rewrite(packet.payload, { switched })) : packet.payload;
+    const header = new RtpHeader({
+      marker: h.marker,
+      payloadType: this.spec.payloadType,
+      sequenceNumber: out.sequenceNumber,
+      timestamp: out.timestamp,
+      ssrc: this.spec.ssrc,
+      csrc: h.csrc,
+      csrcLength: h.csrcLength,
+      extensions: this.extensions(packet),
+    });
+    this.transmit({ header, payload }, now);
+  }
+
+  onTrackEnded(): void {
+    this.close();
+  }
+
+  // ---- from the subscriber's RTCP -------------------------------------------------------------------
+
+  onNack(lost: readonly number[]): void {
+    if (this.closed) return;
+    const now = this.output.now();
+    for (const seq of lost) {
+      const sent = this.history[seq % this.history.length];
+      if (!sent || sent.header.sequenceNumber !== seq) continue;
+      if (!this.responder.shouldResend(seq, now)) continue;
+      if (this.output.send(sent.header, sent.payload)) {
+        this.counters.retransmitted++;
+        this.hooks.onRetransmit?.();
+        this.sr.onPacketSent(sent.header.timestamp, sent.payload.length, performance.timeOrigin + now);
+      }
+    }
+  }
+
+  onKeyframeRequest(): void {
+    if (this.closed || this.spec.kind !== "video") return;
+    this.counters.keyframeRequests++;
+    this.track.requestKeyframe(this.current ?? this.target ?? 0);
+  }
+
+  onReceiverReport(r: { fractionLost: number; packetsLost: number; jitter: number }): void {
+    this.lastReport = { fractionLost: r.fractionLost, packetsLost: r.packetsLost, jitter: r.jitter };
+  }
+
+  /** Sender-report fields for this stream at a wall-clock time (Unix ms). */
+  senderReport(wallMs: number): SenderReportInfo | undefined {
+    return this.sr.report(wallMs, this.spec.clockRate);
+  }
+
+  stats(): SendStreamStats {
+    const rid = this.current === undefined ? undefined : this.track.layers[this.current];
+    return {
+      packetsSent: this.counters.packetsSent,
+      bytesSent: this.counters.bytesSent,
+      retransmitted: this.counters.retransmitted,
+      notReady: this.counters.notReady,
+      currentRid: rid,
+      layerSwitches: this.counters.layerSwitches,
+      keyframeRequests: this.counters.keyframeRequests,
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.history.fill(undefined);
+    this.onClose();
+  }
+
+  // ---- internals --------------------------------------------------------------------------------------
+
+  /** Simulcast: is this packet on the layer we forward (switching there at a keyframe)? */
+  private admit(packet: RtpPacket, layer: number, now: number): boolean {
+    if (now - this.lastSelectMs >= RESELECT_MS) this.reselect(now);
+    if (layer === this.current && this.target === this.current) return true;
+    if (layer === this.target && this.codec && isKeyframeStart(this.codec, packet.payload)) {
+      if (this.current !== undefined) this.counters.layerSwitches++;
+      this.current = layer;
+      this.switchPending = true;
+      return true;
+    }
+    if (
+      this.target !== undefined &&
+      this.target !== this.current &&
+      now - this.lastRequestMs >= REREQUEST_MS
+    ) {
+      this.lastRequestMs = now;
+      this.track.requestKeyframe(this.target);
+    }
+    // Until the target's keyframe arrives, the current layer keeps flowing.
+    return layer === this.current;
+  }
+
+  private reselect(now: number): void {
+    this.lastSelectMs = now;
+    const active = this.layerSeen.map((t) => now - t < LAYER_TIMEOUT_MS);
+    const target = selectLayer(this.track.layers, active, this.preference);
+    if (target === this.target) return;
+    this.target = target;
+    if (target !== undefined && target !== this.current) {
+      this.lastRequestMs = now;
+      this.track.requestKeyframe(target);
+    }
+    if (target === undefined) this.current = undefined;
+  }
+
+  private transmit(sent: Sent, now: number): void {
+    if (!this.output.send(sent.header, sent.payload)) {
+      this.counters.notReady++;
+      return;
+    }
+    this.history[sent.header.sequenceNumber % this.history.length] = sent;
+    this.counters.packetsSent++;
+    this.counters.bytesSent += sent.payload.length;
+    this.sr.onPacketSent(sent.header.timestamp, sent.payload.length, performance.timeOrigin + now);
+  }
+
+  private extensions(packet: RtpPacket): { id: number; payload: Buffer }[] {
+    const out: { id: number; payload: Buffer }[] = [];
+    if (this.midExtension) out.push(this.midExtension);
+    const src = packet.header.extensions;
+    for (let i = 0; i < src.length; i++) {
+      let id = this.extensionMap.get(src[i].id);
+      if (id === undefined) {
+        const uri = this.track.extensionUri(src[i].id);
+        id = uri && FORWARDED_EXTENSIONS.includes(uri) ? (this.spec.extensions.get(uri) ?? null) : null;
+        this.extensionMap.set(src[i].id, id);
+      }
+      if (id !== null) out.push({ id, payload: src[i].payload });
+    }
+    return out;
+  }
+}
