@@ -12,6 +12,7 @@ import { registerExamples } from "./examples/plugin.ts";
 import type { Logger } from "./log.ts";
 import { MediaScheduler, realClock, realTimers } from "./media/scheduler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { RtcpDriver } from "./rtc/rtcp-driver.ts";
 import { type RtcOptions, WeriftTransport } from "./rtc/werift-transport.ts";
 import { AppState } from "./sfu/app-state.ts";
 import type { AppRegistry } from "./sfu/apps.ts";
@@ -59,19 +60,23 @@ export function createServer(opts: StartOptions): ServerCore {
     phases: 10,
     onError: (err) => logger.error({ err }, "media tick failed"),
   });
+  const rtcp = new RtcpDriver(scheduler, (err) => logger.error({ err }, "RTCP housekeeping failed"));
   const apps = opts.apps.withState(
     (creds) =>
       new AppState({
         createTransport: (mode) =>
-          new WeriftTransport({
-            rtc,
-            scheduler,
-            clock: realClock,
-            maxPublishBitrate: config.rtc.publishBitrateCap,
-            livenessTimeoutMs: config.session.livenessTimeoutMs,
-            onError: (err, context) =>
-              logger.warn({ err, appId: creds.appId, context }, "media transport error"),
-          }),
+          new WeriftTransport(
+            {
+              rtc,
+              rtcp,
+              clock: realClock,
+              maxPublishBitrate: config.rtc.publishBitrateCap,
+              livenessTimeoutMs: config.session.livenessTimeoutMs,
+              onError: (err, context) =>
+                logger.warn({ err, appId: creds.appId, context }, "media transport error"),
+            },
+            mode,
+          ),
         timings: config.session,
         onForwarded: () => metrics.forwardedPackets.inc(),
         onRetransmit: () => metrics.nackRetransmits.inc(),

@@ -48,6 +48,12 @@ export class KeyframeRequester {
     return { ...this.#counters };
   }
 
+  /** True if a deferred request waits for any layer. */
+  get hasPending(): boolean {
+    for (const state of this.#layers.values()) if (state.pending) return true;
+    return false;
+  }
+
   /** True if a deferred request waits for this layer. */
   pending(layer = 0): boolean {
     return this.#layers.get(checkLayer(layer))?.pending ?? false;

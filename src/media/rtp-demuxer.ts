@@ -53,6 +53,19 @@ export class RtpDemuxer {
       if (s.rids.length === 0) for (const ssrc of s.ssrcs) this.bySsrc.set(ssrc, { mid: s.mid, layer: 0 });
   }
 
+  /**
+   * The fast path for the steady state: the target of an SSRC already bound whose payload type its m-line
+   * negotiated, or undefined (then call `route` with the extensions).
+   */
+  routeKnown(ssrc: number, payloadType: number): DemuxTarget | undefined {
+    const bound = this.bySsrc.get(ssrc);
+    if (!bound) return undefined;
+    const s = this.streams.get(bound.mid);
+    if (!s || !s.payloadTypes.includes(payloadType)) return undefined;
+    this.counts.bySsrc++;
+    return bound;
+  }
+
   route(packet: RtpHeaderView): DemuxTarget | undefined {
     const bound = this.bySsrc.get(packet.ssrc);
     if (bound) {

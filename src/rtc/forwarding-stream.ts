@@ -24,11 +24,6 @@ export interface RtpOutput {
   now(): number;
 }
 
-interface Sent {
-  header: RtpHeader;
-  payload: Buffer;
-}
-
 /** A layer without packets for this long counts as stopped (the publisher dropped it for bandwidth). */
 const LAYER_TIMEOUT_MS = 1000;
 /** How often the target layer is re-evaluated and, while waiting for a switch, a keyframe re-requested. */
@@ -50,7 +45,14 @@ export class ForwardingSendStream implements SendStream {
   private readonly codec: VideoCodecName | undefined;
   private readonly responder = new NackResponder();
   private readonly sr = new SenderReportState();
-  private readonly history: (Sent | undefined)[];
+  /**
+   * What went out under each recent output sequence number, for NACKs: the number and timestamp in typed
+   * arrays (no per-packet object survives to the old generation); the packet itself comes back from the
+   * track's cache through the munger's inverse mapping. Rewritten VP8 payloads are the only bytes kept.
+   */
+  private readonly sentSeq: Int32Array;
+  private readonly sentTs: Uint32Array;
+  private readonly sentPayload: (Buffer | undefined)[] | undefined;
   private readonly midExtension: { id: number; payload: Buffer } | undefined;
   /** Publisher extension id → subscriber id (null: not forwarded). */
   private readonly extensionMap = new Map<number, number | null>();
@@ -86,7 +88,10 @@ export class ForwardingSendStream implements SendStream {
     this.codec = spec.kind === "video" ? codecNameOf(`video/${spec.codecName}`) : undefined;
     const simulcast = track.layers.length > 1;
     this.vp8 = simulcast && this.codec === "vp8" ? new Vp8Munger() : undefined;
-    this.history = new Array(spec.kind === "video" ? 1024 : 256);
+    const size = spec.kind === "video" ? 1024 : 256;
+    this.sentSeq = new Int32Array(size).fill(-1);
+    this.sentTs = new Uint32Array(size);
+    this.sentPayload = this.vp8 ? new Array(size) : undefined;
     const midId = spec.extensions.get(EXT.mid);
     this.midExtension = midId === undefined ? undefined : { id: midId, payload: Buffer.from(spec.mid) };
     this.layerSeen = new Array(Math.max(1, track.layers.length)).fill(Number.NEGATIVE_INFINITY);
@@ -141,7 +146,7 @@ export class ForwardingSendStream implements SendStream {
       csrcLength: h.csrcLength,
       extensions: this.extensions(packet),
     });
-    this.transmit({ header, payload }, now);
+    this.transmit(header, payload, now);
   }
 
   onTrackEnded(): void {
@@ -153,14 +158,28 @@ export class ForwardingSendStream implements SendStream {
   onNack(lost: readonly number[]): void {
     if (this.closed) return;
     const now = this.output.now();
+    const size = this.sentSeq.length;
     for (const seq of lost) {
-      const sent = this.history[seq % this.history.length];
-      if (!sent || sent.header.sequenceNumber !== seq) continue;
-      if (!this.responder.shouldResend(seq, now)) continue;
-      if (this.output.send(sent.header, sent.payload)) {
+      const i = seq % size;
+      if (this.sentSeq[i] !== seq) continue;
+      const src = this.munger.toSource(seq);
+      const packet = src && this.track.cached(src.sequenceNumber, src.layer);
+      if (!packet || !this.responder.shouldResend(seq, now)) continue;
+      const payload = this.sentPayload?.[i] ?? packet.payload;
+      const header = new RtpHeader({
+        marker: packet.header.marker,
+        payloadType: this.spec.payloadType,
+        sequenceNumber: seq,
+        timestamp: this.sentTs[i],
+        ssrc: this.spec.ssrc,
+        csrc: packet.header.csrc,
+        csrcLength: packet.header.csrcLength,
+        extensions: this.extensions(packet),
+      });
+      if (this.output.send(header, payload)) {
         this.counters.retransmitted++;
         this.hooks.onRetransmit?.();
-        this.sr.onPacketSent(sent.header.timestamp, sent.payload.length, performance.timeOrigin + now);
+        this.sr.onPacketSent(header.timestamp, payload.length, performance.timeOrigin + now);
       }
     }
   }
@@ -196,7 +215,8 @@ export class ForwardingSendStream implements SendStream {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.history.fill(undefined);
+    this.sentSeq.fill(-1);
+    this.sentPayload?.fill(undefined);
     this.onClose();
   }
 
@@ -237,15 +257,18 @@ export class ForwardingSendStream implements SendStream {
     if (target === undefined) this.current = undefined;
   }
 
-  private transmit(sent: Sent, now: number): void {
-    if (!this.output.send(sent.header, sent.payload)) {
+  private transmit(header: RtpHeader, payload: Buffer, now: number): void {
+    if (!this.output.send(header, payload)) {
       this.counters.notReady++;
       return;
     }
-    this.history[sent.header.sequenceNumber % this.history.length] = sent;
+    const i = header.sequenceNumber % this.sentSeq.length;
+    this.sentSeq[i] = header.sequenceNumber;
+    this.sentTs[i] = header.timestamp;
+    if (this.sentPayload) this.sentPayload[i] = payload;
     this.counters.packetsSent++;
-    this.counters.bytesSent += sent.payload.length;
-    this.sr.onPacketSent(sent.header.timestamp, sent.payload.length, performance.timeOrigin + now);
+    this.counters.bytesSent += payload.length;
+    this.sr.onPacketSent(header.timestamp, payload.length, performance.timeOrigin + now);
   }
 
   private extensions(packet: RtpPacket): { id: number; payload: Buffer }[] {

@@ -25,7 +25,7 @@ import { KeyframeRequester } from "../media/keyframe-requester.ts";
 import { NackGenerator } from "../media/nack-generator.ts";
 import { ReceiveStatistics } from "../media/receive-statistics.ts";
 import { RtpDemuxer } from "../media/rtp-demuxer.ts";
-import type { Clock, MediaScheduler, Registration } from "../media/scheduler.ts";
+import type { Clock } from "../media/scheduler.ts";
 import { ntpMiddle32, RtcpIntervals } from "../media/sender-report.ts";
 import type { Track } from "../sfu/track.ts";
 import { Signal } from "../util/signal.ts";
@@ -46,6 +46,7 @@ import type {
   TransportState,
   TransportStats,
 } from "./peer-transport.ts";
+import type { RtcpDriver, RtcpTickable } from "./rtcp-driver.ts";
 
 /** Everything the werift media plane needs to know about the network. */
 export interface RtcOptions {
@@ -57,7 +58,8 @@ export interface RtcOptions {
 
 export interface WeriftTransportOptions {
   rtc: RtcOptions;
-  scheduler: MediaScheduler;
+  /** Runs every transport's RTCP housekeeping on the shared media clock. */
+  rtcp: RtcpDriver;
   /** Monotonic ms (the scheduler's clock). */
   clock: Clock;
   /** The bitrate cap announced to video publishers by REMB (bits/s). */
@@ -83,7 +85,7 @@ const SRTP_PROFILES: (1 | 7)[] = [7 /* AEAD_AES_128_GCM */, 1 /* AES128_CM_HMAC_
  * ICE-lite + DTLS-SRTP over werift's transport classes (no RTCPeerConnection: the SDP is Patchbay's own),
  * with Patchbay's demultiplexing, RTCP (receiver reports, NACKs, PLI, REMB, sender reports) and forwarding.
  */
-export class WeriftTransport implements PeerTransport {
+export class WeriftTransport implements PeerTransport, RtcpTickable {
   readonly stateChanged = new Signal<TransportState>();
   state: TransportState = "new";
   readonly ready: Promise<LocalTransportParameters>;
@@ -102,7 +104,6 @@ export class WeriftTransport implements PeerTransport {
   private readonly rtcpSsrc = randomInt(1, 0xffff_ffff);
   private readonly rrInterval = new RtcpIntervals({ media: "video" });
   private readonly srInterval = new RtcpIntervals({ media: "video" });
-  private registration: Registration | undefined;
   private lastInboundMs: number;
   private readonly disposers: (() => void)[] = [];
   private readonly counters = {
@@ -233,7 +234,14 @@ export class WeriftTransport implements PeerTransport {
       return;
     }
     if (this.isClosed) return;
-    const rtp = dtls.onRtp.subscribe((p) => this.guard("inbound RTP", () => this.onRtp(p)));
+    // Hot path: no closure per packet; a throw from our code never reaches werift's socket handler.
+    const rtp = dtls.onRtp.subscribe((p) => {
+      try {
+        this.onRtp(p);
+      } catch (err) {
+        this.opts.onError(err, "inbound RTP");
+      }
+    });
     const rtcp = dtls.onRtcp.subscribe((p) => this.guard("inbound RTCP", () => this.onRtcp(p)));
     const state = dtls.onStateChange.subscribe((s) => {
       // The peer ended DTLS (close_notify) or it broke: release the sockets too, through close().
@@ -245,9 +253,7 @@ export class WeriftTransport implements PeerTransport {
       () => rtcp.unSubscribe(),
       () => state.unSubscribe(),
     );
-    this.registration = this.opts.scheduler.register({
-      tick: (_slot, _due, now) => this.guard("rtcp tick", () => this.tick(now)),
-    });
+    this.opts.rtcp.add(this);
     this.setState("connected");
   }
 
@@ -289,6 +295,7 @@ export class WeriftTransport implements PeerTransport {
       this.keyframes.set(mid, requester);
     }
     if (requester.request(this.opts.clock.now(), layer)) this.sendPli(mid, layer);
+    else this.opts.rtcp.wake(this);
   }
 
   stats(): TransportStats {
@@ -299,7 +306,7 @@ export class WeriftTransport implements PeerTransport {
     if (this.closing) return;
     this.closing = true;
     this.setState("closed");
-    this.registration?.cancel();
+    this.opts.rtcp.remove(this);
     for (const s of [...this.sendStreams]) s.close();
     for (const d of this.disposers.splice(0)) d();
     const stop = this.dtls ? this.dtls.stop() : this.ice.stop();
@@ -311,17 +318,19 @@ export class WeriftTransport implements PeerTransport {
 
   private onRtp(packet: RtpPacket): void {
     this.counters.packetsReceived++;
-    this.counters.bytesReceived += packet.serializeSize;
+    this.counters.bytesReceived += packet.payload.length + 12;
     const header = packet.header;
-    const target = this.demuxer.route({
-      ssrc: header.ssrc,
-      payloadType: header.payloadType,
-      extension: (id) => {
-        const exts = header.extensions;
-        for (let i = 0; i < exts.length; i++) if (exts[i].id === id) return exts[i].payload;
-        return undefined;
-      },
-    });
+    const target =
+      this.demuxer.routeKnown(header.ssrc, header.payloadType) ??
+      this.demuxer.route({
+        ssrc: header.ssrc,
+        payloadType: header.payloadType,
+        extension: (id) => {
+          const exts = header.extensions;
+          for (let i = 0; i < exts.length; i++) if (exts[i].id === id) return exts[i].payload;
+          return undefined;
+        },
+      });
     if (!target) return;
     const spec = this.receivers.get(target.mid);
     if (!spec) return;
@@ -345,8 +354,11 @@ export class WeriftTransport implements PeerTransport {
       spec.clockRate,
       packet.payload.length,
     );
-    inbound.nack?.onPacket(header.sequenceNumber, now);
-    const requester = this.keyframes.get(target.mid);
+    if (inbound.nack) {
+      inbound.nack.onPacket(header.sequenceNumber, now);
+      if (inbound.nack.missingCount > 0) this.opts.rtcp.wake(this);
+    }
+    const requester = this.keyframes.size > 0 ? this.keyframes.get(target.mid) : undefined;
     if (requester?.pending(target.layer)) {
       const codec = codecNameOf(`video/${spec.codecName}`);
       if (codec && isKeyframeStart(codec, packet.payload)) requester.onKeyframe(target.layer);
@@ -408,14 +420,17 @@ export class WeriftTransport implements PeerTransport {
     ]);
   }
 
-  /** Housekeeping on the shared media clock: NACKs and deferred PLIs now, reports about once a second. */
-  private tick(now: number): void {
-    if (this.state !== "connected" && this.state !== "disconnected") return;
+  /**
+   * Housekeeping on the shared media clock (RtcpDriver): NACKs and deferred PLIs when due, reports about
+   * once a second. Returns true while loss is being recovered or a PLI waits (keep the 20 ms cadence).
+   */
+  rtcpTick(now: number): boolean {
+    if (this.state !== "connected" && this.state !== "disconnected") return false;
     if (now - this.lastInboundMs > this.opts.livenessTimeoutMs && this.state === "connected")
       this.setState("disconnected");
     const feedback: RtcpPacket[] = [];
     for (const inbound of this.inbound.values()) {
-      if (!inbound.nack) continue;
+      if (!inbound.nack || (inbound.nack.missingCount === 0 && !inbound.nack.keyframeNeeded)) continue;
       const lost = inbound.nack.poll(now);
       if (lost.length > 0) {
         this.counters.nacksSent++;
@@ -430,7 +445,7 @@ export class WeriftTransport implements PeerTransport {
     for (const [mid, requester] of this.keyframes)
       for (const layer of requester.poll(now)) this.sendPli(mid, layer);
     if (this.rrInterval.due(now)) feedback.push(...this.receiverReports(now));
-    this.sendRtcp(feedback);
+    if (feedback.length > 0) this.sendRtcp(feedback);
     if (this.srInterval.due(now)) {
       const wall = performance.timeOrigin + now;
       const reports: RtcpPacket[] = [];
@@ -451,6 +466,10 @@ export class WeriftTransport implements PeerTransport {
       }
       for (let i = 0; i < reports.length; i += 8) this.sendRtcp(reports.slice(i, i + 8));
     }
+    for (const inbound of this.inbound.values())
+      if (inbound.nack && inbound.nack.missingCount > 0) return true;
+    for (const requester of this.keyframes.values()) if (requester.hasPending) return true;
+    return false;
   }
 
   private receiverReports(now: number): RtcpPacket[] {

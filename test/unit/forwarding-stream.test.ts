@@ -195,8 +195,11 @@ describe("ForwardingSendStream", () => {
     const n = t.sent.length;
     t.stream.onNack([wanted.header.sequenceNumber, (wanted.header.sequenceNumber + 500) & 0xffff]);
     assert.equal(t.sent.length, n + 1);
-    assert.equal(t.sent[n].header, wanted.header);
-    assert.equal(t.sent[n].payload, wanted.payload);
+    const again = t.sent[n];
+    for (const k of ["sequenceNumber", "timestamp", "ssrc", "payloadType", "marker"] as const)
+      assert.equal(again.header[k], wanted.header[k], k);
+    assert.deepEqual(again.header.extensions, wanted.header.extensions);
+    assert.deepEqual(again.payload, wanted.payload);
     assert.equal(t.stream.stats().retransmitted, 1);
     // The same number again right away is refused (NACK storm protection).
     t.stream.onNack([wanted.header.sequenceNumber]);
