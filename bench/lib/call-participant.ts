@@ -1,18 +1,9 @@
 // One call participant for bench/call-setup.ts: a werift peer with ONE session that publishes audio +
 // video with its own offer and pulls others in batches through server offers (the partytracks shape).
 
-import {
-  MediaStreamTrack,
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  RtpHeader,
-  RtpPacket,
-  useFIR,
-  useNACK,
-  usePLI,
-  useSdesMid,
-} from "werift";
+import { MediaStreamTrack, RtpHeader, RtpPacket } from "werift";
 import type { ApiClient } from "../../src/client/api-client.ts";
+import { avClientPeer, onReceivedRtp } from "../../test/helpers/rtc-client.ts";
 
 export interface TrackRef {
   sessionId: string;
@@ -25,39 +16,8 @@ const VIDEO_PAYLOAD = Buffer.concat([Buffer.from([0x10, 0x00]), Buffer.alloc(900
 /** An Opus packet of silence-ish size (TOC + a few bytes). */
 const AUDIO_PAYLOAD = Buffer.from([0xf8, 0xff, 0xfe]);
 
-function peer(): RTCPeerConnection {
-  const feedback = [useNACK(), usePLI(), useFIR()];
-  return new RTCPeerConnection({
-    iceServers: [],
-    iceUseIpv6: false,
-    bundlePolicy: "max-bundle",
-    iceAdditionalHostAddresses: ["127.0.0.1"],
-    iceInterfaceAddresses: { udp4: "127.0.0.1" },
-    codecs: {
-      audio: [
-        new RTCRtpCodecParameters({
-          mimeType: "audio/opus",
-          clockRate: 48000,
-          channels: 2,
-          payloadType: 111,
-          parameters: "minptime=10;useinbandfec=1",
-        }),
-      ],
-      video: [
-        new RTCRtpCodecParameters({
-          mimeType: "video/VP8",
-          clockRate: 90000,
-          payloadType: 96,
-          rtcpFeedback: feedback,
-        }),
-      ],
-    },
-    headerExtensions: { audio: [useSdesMid()], video: [useSdesMid()] },
-  });
-}
-
 export class CallParticipant {
-  readonly pc = peer();
+  readonly pc = avClientPeer();
   sessionId = "";
   readonly tracks: TrackRef[] = [];
   private readonly byMid = new Map<string, string>();
@@ -71,18 +31,12 @@ export class CallParticipant {
     readonly name: string,
     readonly api: ApiClient,
   ) {
-    const seen = new WeakSet<object>();
-    this.pc.onTrack.subscribe((track) => {
-      if (seen.has(track)) return;
-      seen.add(track);
-      const tr = this.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
-      track.onReceiveRtp.subscribe(() => {
-        const k = tr?.mid ? this.byMid.get(tr.mid) : undefined;
-        if (!k) return;
-        const n = (this.received.get(k) ?? 0) + 1;
-        this.received.set(k, n);
-        if (n === 1) for (const w of this.waiters) w();
-      });
+    onReceivedRtp(this.pc, (mid) => {
+      const k = this.byMid.get(mid);
+      if (!k) return;
+      const n = (this.received.get(k) ?? 0) + 1;
+      this.received.set(k, n);
+      if (n === 1) for (const w of this.waiters) w();
     });
   }
 

@@ -8,10 +8,10 @@ import {
   type RTCPeerConnection,
   type RTCRtpTransceiver,
   RtpHeader,
-  RtpPacket,
+  type RtpPacket,
 } from "werift";
 import type { ApiClient } from "../../src/client/api-client.ts";
-import { avClientPeer, waitConnected } from "./rtc-client.ts";
+import { avClientPeer, onReceivedRtp, sendRealtime, waitConnected } from "./rtc-client.ts";
 
 export interface Pulled {
   mid: string;
@@ -25,24 +25,13 @@ export class CallPeer {
   /** Pulled tracks by mid. */
   readonly pulled = new Map<string, Pulled>();
   private readonly published = new Map<string, { transceiver: RTCRtpTransceiver; track: MediaStreamTrack }>();
-  private seq = 100;
-  private ts = 1000;
+  private next = { sequenceNumber: 100, timestamp: 1000 };
 
   constructor(
     readonly name: string,
     readonly api: ApiClient,
   ) {
-    // werift announces a receiving track again on every renegotiation: listen to each one once.
-    const seen = new WeakSet<object>();
-    this.pc.onTrack.subscribe((track) => {
-      if (seen.has(track)) return;
-      seen.add(track);
-      const transceiver = this.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
-      track.onReceiveRtp.subscribe((rtp) => {
-        const mid = transceiver?.mid;
-        if (mid) this.pulled.get(mid)?.packets.push(rtp.clone());
-      });
-    });
+    onReceivedRtp(this.pc, (mid, rtp) => this.pulled.get(mid)?.packets.push(rtp.clone()));
   }
 
   /** Variant 1 on this participant's one session (created on first use). */
@@ -99,21 +88,7 @@ export class CallPeer {
   async send(trackName: string, payloads: Uint8Array[]): Promise<void> {
     const p = this.published.get(trackName);
     if (!p) throw new Error(`${this.name} did not publish ${trackName}`);
-    const t0 = performance.now();
-    for (let k = 0; k < payloads.length; k++) {
-      const wait = t0 + k * 20 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const header = new RtpHeader({
-        payloadType: 111,
-        sequenceNumber: this.seq,
-        timestamp: this.ts,
-        ssrc: 0,
-        marker: k === 0,
-      });
-      this.seq = (this.seq + 1) & 0xffff;
-      this.ts = (this.ts + 960) >>> 0;
-      p.track.writeRtp(new RtpPacket(header, Buffer.from(payloads[k])));
-    }
+    this.next = await sendRealtime(p.track, payloads, this.next);
   }
 
   packetsFrom(trackName: string): RtpPacket[] {

@@ -13,59 +13,101 @@ import {
 } from "werift";
 import type { ApiClient } from "../../src/client/api-client.ts";
 
-/** A werift client peer on loopback. `iceServers: []` keeps it from gathering against public STUN. */
-export function clientPeer(): RTCPeerConnection {
+function opus(): RTCRtpCodecParameters {
+  return new RTCRtpCodecParameters({
+    mimeType: "audio/opus",
+    clockRate: 48000,
+    channels: 2,
+    payloadType: 111,
+    parameters: "minptime=10;useinbandfec=1",
+  });
+}
+
+function videoCodecs(): RTCRtpCodecParameters[] {
+  const feedback = () => [useNACK(), usePLI(), useFIR()];
+  return [
+    new RTCRtpCodecParameters({
+      mimeType: "video/VP8",
+      clockRate: 90000,
+      payloadType: 96,
+      rtcpFeedback: feedback(),
+    }),
+    new RTCRtpCodecParameters({
+      mimeType: "video/H264",
+      clockRate: 90000,
+      payloadType: 102,
+      parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+      rtcpFeedback: feedback(),
+    }),
+  ];
+}
+
+/**
+ * A werift peer on loopback. `iceServers: []` keeps it from gathering against public STUN. `video` adds
+ * VP8 and H.264 with the RTCP feedback an SFU expects; `iceLite` makes it a lite agent, as third-party
+ * WebRTC servers (realtime AI endpoints, other SFUs) are.
+ */
+export function clientPeer(opts: { video?: boolean; iceLite?: boolean } = {}): RTCPeerConnection {
   return new RTCPeerConnection({
     iceServers: [],
     iceUseIpv6: false,
+    iceLite: opts.iceLite ?? false,
     // One transport for every m-line: with werift's default policy extra ICE sockets outlive close().
     bundlePolicy: "max-bundle",
     iceAdditionalHostAddresses: ["127.0.0.1"],
     iceInterfaceAddresses: { udp4: "127.0.0.1" },
-    codecs: {
-      audio: [
-        new RTCRtpCodecParameters({
-          mimeType: "audio/opus",
-          clockRate: 48000,
-          channels: 2,
-          payloadType: 111,
-          parameters: "minptime=10;useinbandfec=1",
-        }),
-      ],
-      video: [],
-    },
-    headerExtensions: { audio: [useSdesMid()] },
+    codecs: { audio: [opus()], video: opts.video ? videoCodecs() : [] },
+    headerExtensions: { audio: [useSdesMid()], video: opts.video ? [useSdesMid()] : [] },
   });
 }
 
-/** A werift client that also does video (VP8, H.264) and the RTCP feedback an SFU expects. */
-export function avClientPeer(): RTCPeerConnection {
-  const base = clientPeer();
-  const feedback = [useNACK(), usePLI(), useFIR()];
-  const pc = new RTCPeerConnection({
-    ...base.config,
-    codecs: {
-      audio: base.config.codecs.audio,
-      video: [
-        new RTCRtpCodecParameters({
-          mimeType: "video/VP8",
-          clockRate: 90000,
-          payloadType: 96,
-          rtcpFeedback: feedback,
-        }),
-        new RTCRtpCodecParameters({
-          mimeType: "video/H264",
-          clockRate: 90000,
-          payloadType: 102,
-          parameters: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-          rtcpFeedback: feedback,
-        }),
-      ],
-    },
-    headerExtensions: { audio: [useSdesMid()], video: [useSdesMid()] },
+/**
+ * Calls `onRtp(mid, packet)` for every RTP packet any receiving transceiver of `pc` gets. werift
+ * announces a receiving track again on every renegotiation: each track is listened to once.
+ */
+export function onReceivedRtp(pc: RTCPeerConnection, onRtp: (mid: string, packet: RtpPacket) => void): void {
+  const seen = new WeakSet<object>();
+  pc.onTrack.subscribe((track) => {
+    if (seen.has(track)) return;
+    seen.add(track);
+    const transceiver = pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
+    track.onReceiveRtp.subscribe((rtp) => {
+      if (transceiver?.mid) onRtp(transceiver.mid, rtp);
+    });
   });
-  base.close().catch(() => {});
-  return pc;
+}
+
+/** A werift client that also does video. */
+export function avClientPeer(): RTCPeerConnection {
+  return clientPeer({ video: true });
+}
+
+/**
+ * Write 20 ms frames to a werift track in real time: frame k leaves at t0 + k × 20 ms on an absolute clock
+ * (chained relative sleeps run slower than real time). `first` numbers the first packet.
+ */
+export async function sendRealtime(
+  track: { writeRtp(packet: RtpPacket): void },
+  frames: Uint8Array[],
+  first: { sequenceNumber: number; timestamp: number } = { sequenceNumber: 1000, timestamp: 5000 },
+): Promise<{ sequenceNumber: number; timestamp: number }> {
+  const t0 = performance.now();
+  for (let k = 0; k < frames.length; k++) {
+    const wait = t0 + k * 20 - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const header = new RtpHeader({
+      payloadType: 111,
+      sequenceNumber: (first.sequenceNumber + k) & 0xffff,
+      timestamp: (first.timestamp + k * 960) >>> 0,
+      ssrc: 0,
+      marker: k === 0,
+    });
+    track.writeRtp(new RtpPacket(header, Buffer.from(frames[k])));
+  }
+  return {
+    sequenceNumber: (first.sequenceNumber + frames.length) & 0xffff,
+    timestamp: (first.timestamp + frames.length * 960) >>> 0,
+  };
 }
 
 /**
@@ -290,17 +332,5 @@ export async function pullAudioWithOffer(
  * (`pub.send` chains relative timers, which run slower than real time and starve the paced adapters).
  */
 export async function publishRealtime(pub: Publisher, payloads: Uint8Array[]): Promise<void> {
-  const t0 = performance.now();
-  for (let k = 0; k < payloads.length; k++) {
-    const wait = t0 + k * 20 - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    const header = new RtpHeader({
-      payloadType: 111,
-      sequenceNumber: (1000 + k) & 0xffff,
-      timestamp: (5000 + k * 960) >>> 0,
-      ssrc: 0,
-      marker: k === 0,
-    });
-    pub.sendRaw(new RtpPacket(header, Buffer.from(payloads[k])));
-  }
+  await sendRealtime({ writeRtp: (p) => pub.sendRaw(p) }, payloads);
 }

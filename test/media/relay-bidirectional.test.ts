@@ -1,16 +1,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import {
-  MediaStreamTrack,
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  type RTCRtpTransceiver,
-  RtpHeader,
-  RtpPacket,
-  useSdesMid,
-} from "werift";
+import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver, type RtpPacket } from "werift";
 import { seqDiff } from "../../src/media/rtp.ts";
-import { clientPeer, decodeOpus, encodeOpus, waitConnected } from "../helpers/rtc-client.ts";
+import {
+  clientPeer,
+  decodeOpus,
+  encodeOpus,
+  onReceivedRtp,
+  sendRealtime,
+  waitConnected,
+} from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { alignAndCorrelate, speechLike } from "../helpers/signals.ts";
 
@@ -24,61 +23,13 @@ import { alignAndCorrelate, speechLike } from "../helpers/signals.ts";
 const USER = speechLike(2000, { seed: 5 });
 const AI = speechLike(2000, { seed: 6 });
 
-function liteServerPeer(): RTCPeerConnection {
-  return new RTCPeerConnection({
-    iceLite: true,
-    iceServers: [],
-    iceUseIpv6: false,
-    bundlePolicy: "max-bundle",
-    iceAdditionalHostAddresses: ["127.0.0.1"],
-    iceInterfaceAddresses: { udp4: "127.0.0.1" },
-    codecs: {
-      audio: [
-        new RTCRtpCodecParameters({
-          mimeType: "audio/opus",
-          clockRate: 48000,
-          channels: 2,
-          payloadType: 111,
-          parameters: "minptime=10;useinbandfec=1",
-        }),
-      ],
-      video: [],
-    },
-    headerExtensions: { audio: [useSdesMid()] },
-  });
-}
-
-/** Packets received on one transceiver (werift announces a track again on each renegotiation: once each). */
+/** Packets received on one transceiver's m-line. */
 function collect(pc: RTCPeerConnection, transceiver: () => RTCRtpTransceiver | undefined): RtpPacket[] {
   const got: RtpPacket[] = [];
-  const seen = new WeakSet<object>();
-  pc.onTrack.subscribe((track) => {
-    if (seen.has(track) || !transceiver()?.receiver.tracks.includes(track)) return;
-    seen.add(track);
-    track.onReceiveRtp.subscribe((rtp) => got.push(rtp.clone()));
+  onReceivedRtp(pc, (mid, rtp) => {
+    if (mid === transceiver()?.mid) got.push(rtp.clone());
   });
   return got;
-}
-
-async function sendRealtime(track: MediaStreamTrack, pcm: Int16Array): Promise<void> {
-  const frames = encodeOpus(pcm);
-  const t0 = performance.now();
-  for (let k = 0; k < frames.length; k++) {
-    const wait = t0 + k * 20 - performance.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    track.writeRtp(
-      new RtpPacket(
-        new RtpHeader({
-          payloadType: 111,
-          sequenceNumber: 1000 + k,
-          timestamp: k * 960,
-          ssrc: 0,
-          marker: k === 0,
-        }),
-        Buffer.from(frames[k]),
-      ),
-    );
-  }
 }
 
 function assertHeard(packets: RtpPacket[], source: Int16Array, who: string): void {
@@ -131,7 +82,7 @@ describe("the OpenAI relay flow: bidirectionalMediaStream, #name pulls, a thirdp
     });
     assert.equal(pushB.requiresImmediateRenegotiation, true);
     assert.doesNotMatch(pushB.sessionDescription!.sdp, /a=ice-lite/, "Patchbay is the full ICE agent here");
-    const ai = liteServerPeer();
+    const ai = clientPeer({ iceLite: true });
     closers.push(() => ai.close());
     const fromUser = collect(ai, () => ai.getTransceivers()[0]);
     await ai.setRemoteDescription(pushB.sessionDescription!);
@@ -161,7 +112,7 @@ describe("the OpenAI relay flow: bidirectionalMediaStream, #name pulls, a thirdp
     }
     assert.equal(intoA.tracks[0].mid, browserTr.mid);
 
-    await Promise.all([sendRealtime(micTrack, USER), sendRealtime(aiVoice, AI)]);
+    await Promise.all([sendRealtime(micTrack, encodeOpus(USER)), sendRealtime(aiVoice, encodeOpus(AI))]);
     await new Promise((r) => setTimeout(r, 300));
     assertHeard(fromAi, AI, "the browser");
     assertHeard(fromUser, USER, "the AI server");
