@@ -10,6 +10,11 @@ export interface Config {
     readonly host: string;
     /** 0 asks the OS for a free port (tests). */
     readonly port: number;
+    /** Slowloris guards: a request's headers, the whole request, and an idle keep-alive connection. */
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxConnections: number;
   };
   readonly rtc: {
     /** When set, host candidates in SDP carry this address instead of the bound one. */
@@ -45,8 +50,27 @@ export interface Config {
     readonly egressReorder: boolean;
     readonly ingestOpusFec: boolean;
     readonly ingestOpusComplexity: number;
+    /** Egress redial gives up this long after the first failure of a run of failures. */
+    readonly egressReconnectWindowMs: number;
+    /** Token bucket on messages an ingest endpoint sends; above it the server stops reading (back-pressure). */
+    readonly maxMessagesPerSecond: number;
+  };
+  /** Quotas: each refusal is a Cloudflare-shaped error naming the limit and its flag. */
+  readonly limits: {
+    readonly sessionsPerApp: number;
+    readonly sessions: number;
+    readonly adaptersPerApp: number;
+    readonly adapters: number;
+    readonly tracksPerRequest: number;
+    readonly tracksPerSession: number;
   };
   readonly examples: boolean;
+  readonly exampleLimits: {
+    /** Bytes one recording may write. */
+    readonly recordingMaxBytes: number;
+    /** Bytes all recordings together may hold on disk. */
+    readonly diskQuotaBytes: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -108,6 +132,10 @@ const path = z.string().min(1, { message: "expected a non-empty path" });
 const shape = {
   "http-host": host,
   "http-port": port(),
+  "http-headers-timeout-ms": durationMs,
+  "http-request-timeout-ms": durationMs,
+  "http-idle-timeout-ms": durationMs,
+  "http-max-connections": integer(1, 1_000_000, "an integer from 1 to 1000000"),
   "announced-ip": ip.optional(),
   "rtc-listen-ip": ip.optional(),
   "rtc-min-port": rtcPort,
@@ -130,7 +158,17 @@ const shape = {
   "egress-reorder": boolean,
   "ingest-opus-fec": boolean,
   "ingest-opus-complexity": integer(0, 10, "an integer from 0 to 10"),
+  "egress-reconnect-window-ms": durationMs,
+  "ws-max-messages-per-second": integer(1, 1_000_000, "an integer from 1 to 1000000"),
+  "max-sessions-per-app": integer(1, 1_000_000, "an integer from 1 to 1000000"),
+  "max-sessions": integer(1, 1_000_000, "an integer from 1 to 1000000"),
+  "max-adapters-per-app": integer(1, 1_000_000, "an integer from 1 to 1000000"),
+  "max-adapters": integer(1, 1_000_000, "an integer from 1 to 1000000"),
+  "max-tracks-per-request": integer(1, 10_000, "an integer from 1 to 10000"),
+  "max-tracks-per-session": integer(1, 100_000, "an integer from 1 to 100000"),
   examples: boolean,
+  "examples-recording-max-mb": integer(1, 1_000_000, "a size in MiB from 1 to 1000000"),
+  "examples-disk-quota-mb": integer(1, 10_000_000, "a size in MiB from 1 to 10000000"),
 };
 
 export type SettingName = keyof typeof shape;
@@ -149,6 +187,26 @@ interface SettingMeta {
 const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
   "http-host": { default: "127.0.0.1", valueName: "host", description: "Address the HTTP API binds to." },
   "http-port": { default: "8787", valueName: "port", description: "HTTP API port (0 = any free port)." },
+  "http-headers-timeout-ms": {
+    default: "10000",
+    valueName: "ms",
+    description: "A client must send a request's complete headers within this time (slowloris guard).",
+  },
+  "http-request-timeout-ms": {
+    default: "30000",
+    valueName: "ms",
+    description: "A client must send a whole request, body included, within this time.",
+  },
+  "http-idle-timeout-ms": {
+    default: "5000",
+    valueName: "ms",
+    description: "An idle keep-alive connection is closed after this time.",
+  },
+  "http-max-connections": {
+    default: "1000",
+    valueName: "n",
+    description: "Open HTTP connections above which new ones are refused.",
+  },
   "announced-ip": {
     defaultLabel: "(none)",
     valueName: "ip",
@@ -261,6 +319,50 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     description:
       "Egress adapters reorder packets and conceal losses (20-40 ms adaptive buffer); false passes packets through in arrival order.",
   },
+  "egress-reconnect-window-ms": {
+    default: "15000",
+    valueName: "ms",
+    description:
+      "An egress adapter whose endpoint keeps failing (refused, or accepted then dropped) is closed this long after the first failure.",
+  },
+  "ws-max-messages-per-second": {
+    default: "1000",
+    valueName: "n",
+    description:
+      "Messages per second an ingest endpoint may send (1 s burst); above it reading pauses, which the endpoint sees as TCP back-pressure.",
+  },
+  "max-sessions-per-app": {
+    default: "500",
+    valueName: "n",
+    description: "Open sessions (WebRTC and adapter sessions) per app.",
+  },
+  "max-sessions": { default: "1000", valueName: "n", description: "Open sessions in the whole server." },
+  "max-adapters-per-app": { default: "200", valueName: "n", description: "Open WebSocket adapters per app." },
+  "max-adapters": {
+    default: "400",
+    valueName: "n",
+    description: "Open WebSocket adapters in the whole server.",
+  },
+  "max-tracks-per-request": {
+    default: "64",
+    valueName: "n",
+    description: "Items in one tracks/new, tracks/close or tracks/update request.",
+  },
+  "max-tracks-per-session": {
+    default: "256",
+    valueName: "n",
+    description: "Tracks (published and pulled, open or recycled m-lines) one session may hold.",
+  },
+  "examples-recording-max-mb": {
+    default: "100",
+    valueName: "MiB",
+    description: "Largest file one example recording may write; the recording stops there.",
+  },
+  "examples-disk-quota-mb": {
+    default: "1024",
+    valueName: "MiB",
+    description: "Disk all example recordings together may use; new recordings are refused above it.",
+  },
   examples: {
     default: "true",
     description: "Serve the bundled examples next to the demo console; --no-examples turns them off.",
@@ -327,7 +429,14 @@ const schema = z
   )
   .transform(
     (v): Config => ({
-      http: { host: v["http-host"], port: v["http-port"] },
+      http: {
+        host: v["http-host"],
+        port: v["http-port"],
+        headersTimeoutMs: v["http-headers-timeout-ms"],
+        requestTimeoutMs: v["http-request-timeout-ms"],
+        idleTimeoutMs: v["http-idle-timeout-ms"],
+        maxConnections: v["http-max-connections"],
+      },
       rtc: {
         announcedIp: v["announced-ip"],
         listenIp: v["rtc-listen-ip"] ?? (isLoopbackHost(v["http-host"]) ? "127.0.0.1" : "0.0.0.0"),
@@ -353,8 +462,22 @@ const schema = z
         egressReorder: v["egress-reorder"],
         ingestOpusFec: v["ingest-opus-fec"],
         ingestOpusComplexity: v["ingest-opus-complexity"],
+        egressReconnectWindowMs: v["egress-reconnect-window-ms"],
+        maxMessagesPerSecond: v["ws-max-messages-per-second"],
+      },
+      limits: {
+        sessionsPerApp: v["max-sessions-per-app"],
+        sessions: v["max-sessions"],
+        adaptersPerApp: v["max-adapters-per-app"],
+        adapters: v["max-adapters"],
+        tracksPerRequest: v["max-tracks-per-request"],
+        tracksPerSession: v["max-tracks-per-session"],
       },
       examples: v.examples,
+      exampleLimits: {
+        recordingMaxBytes: v["examples-recording-max-mb"] * 1024 * 1024,
+        diskQuotaBytes: v["examples-disk-quota-mb"] * 1024 * 1024,
+      },
     }),
   );
 

@@ -40,6 +40,21 @@ export const ERRORS = {
     status: 503,
     description: "per item: the endpoint policy blocks this address",
   },
+  quota_exceeded: {
+    status: 429,
+    description:
+      "a configured limit is reached (sessions, adapters, tracks); the description names the limit and its flag",
+  },
+  no_udp_port: {
+    status: 503,
+    description: "every UDP port of --rtc-min-port..--rtc-max-port is in use; nothing was created",
+  },
+  uri_too_long: { status: 414, description: "the request URL or one of its parameters is too long" },
+  request_timeout: { status: 408, description: "the client did not send the whole request in time" },
+  service_unavailable: {
+    status: 503,
+    description: "the server is shutting down or over its connection limit",
+  },
   internal_error: { status: 500, description: "unexpected server error (logged with a request id)" },
 } as const satisfies Record<string, { status: number; description: string }>;
 
