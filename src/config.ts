@@ -50,6 +50,8 @@ export interface Config {
     readonly egressReorder: boolean;
     readonly ingestOpusFec: boolean;
     readonly ingestOpusComplexity: number;
+    /** A peer we are reading from that sends nothing (not even a pong) this long after a ping is dropped. */
+    readonly pingIntervalMs: number;
     /** Egress redial gives up this long after the first failure of a run of failures. */
     readonly egressReconnectWindowMs: number;
     /** Token bucket on messages an ingest endpoint sends; above it the server stops reading (back-pressure). */
@@ -159,6 +161,7 @@ const shape = {
   "ingest-opus-fec": boolean,
   "ingest-opus-complexity": integer(0, 10, "an integer from 0 to 10"),
   "egress-reconnect-window-ms": durationMs,
+  "ws-ping-interval-ms": durationMs,
   "ws-max-messages-per-second": integer(1, 1_000_000, "an integer from 1 to 1000000"),
   "max-sessions-per-app": integer(1, 1_000_000, "an integer from 1 to 1000000"),
   "max-sessions": integer(1, 1_000_000, "an integer from 1 to 1000000"),
@@ -325,6 +328,12 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     description:
       "An egress adapter whose endpoint keeps failing (refused, or accepted then dropped) is closed this long after the first failure.",
   },
+  "ws-ping-interval-ms": {
+    default: "10000",
+    valueName: "ms",
+    description:
+      "Adapters ping an endpoint they have not heard from for this long and drop it when the next interval passes in silence; never while reading is paused for back-pressure.",
+  },
   "ws-max-messages-per-second": {
     default: "1000",
     valueName: "n",
@@ -463,6 +472,7 @@ const schema = z
         ingestOpusFec: v["ingest-opus-fec"],
         ingestOpusComplexity: v["ingest-opus-complexity"],
         egressReconnectWindowMs: v["egress-reconnect-window-ms"],
+        pingIntervalMs: v["ws-ping-interval-ms"],
         maxMessagesPerSecond: v["ws-max-messages-per-second"],
       },
       limits: {

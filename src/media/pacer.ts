@@ -159,6 +159,15 @@ export class Pacer {
     return true;
   }
 
+  /** Drops everything queued (the adapter closed: its audio has nowhere to go). Returns the frames dropped. */
+  clear(): number {
+    const dropped = this.queuedFrames;
+    this.#queue = [];
+    this.#head = 0;
+    this.#segmentOpen = false;
+    return dropped;
+  }
+
   #compact(): void {
     if (this.#head === this.#queue.length) {
       this.#queue = [];

@@ -61,7 +61,7 @@ export class RtpDemuxer {
     const bound = this.bySsrc.get(ssrc);
     if (!bound) return undefined;
     const s = this.streams.get(bound.mid);
-    if (!s || !s.payloadTypes.includes(payloadType)) return undefined;
+    if (!s?.payloadTypes.includes(payloadType)) return undefined;
     this.counts.bySsrc++;
     return bound;
   }

@@ -3,13 +3,7 @@
  * publishes its own audio and pulls everyone else's, renegotiating as people come and go (server offers
  * answered through PUT renegotiate, the client's own offers for publishing and closing).
  */
-import {
-  MediaStreamTrack,
-  type RTCPeerConnection,
-  type RTCRtpTransceiver,
-  RtpHeader,
-  type RtpPacket,
-} from "werift";
+import { MediaStreamTrack, type RTCPeerConnection, type RTCRtpTransceiver, type RtpPacket } from "werift";
 import type { ApiClient } from "../../src/client/api-client.ts";
 import { avClientPeer, onReceivedRtp, sendRealtime, waitConnected } from "./rtc-client.ts";
 

@@ -30,6 +30,21 @@ const SETTINGS = [
   "ingest-opus-fec",
   "ingest-opus-complexity",
   "examples",
+  "http-headers-timeout-ms",
+  "http-request-timeout-ms",
+  "http-idle-timeout-ms",
+  "http-max-connections",
+  "egress-reconnect-window-ms",
+  "ws-ping-interval-ms",
+  "ws-max-messages-per-second",
+  "max-sessions-per-app",
+  "max-sessions",
+  "max-adapters-per-app",
+  "max-adapters",
+  "max-tracks-per-request",
+  "max-tracks-per-session",
+  "examples-recording-max-mb",
+  "examples-disk-quota-mb",
 ];
 
 const envOf = (name: string) => `PATCHBAY_${name.toUpperCase().replaceAll("-", "_")}`;
@@ -72,6 +87,25 @@ describe("loadConfig defaults", () => {
       egressReorder: true,
       ingestOpusFec: true,
       ingestOpusComplexity: 5,
+      egressReconnectWindowMs: 15000,
+      pingIntervalMs: 10000,
+      maxMessagesPerSecond: 1000,
+    });
+    assert.deepEqual(DEFAULTS.limits, {
+      sessionsPerApp: 500,
+      sessions: 1000,
+      adaptersPerApp: 200,
+      adapters: 400,
+      tracksPerRequest: 64,
+      tracksPerSession: 256,
+    });
+    assert.deepEqual(DEFAULTS.http, {
+      host: "127.0.0.1",
+      port: 8787,
+      headersTimeoutMs: 10000,
+      requestTimeoutMs: 30000,
+      idleTimeoutMs: 5000,
+      maxConnections: 1000,
     });
     assert.equal(DEFAULTS.examples, true);
   });

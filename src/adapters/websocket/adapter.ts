@@ -1,5 +1,6 @@
 import type WebSocket from "ws";
 import { Signal } from "../../util/signal.ts";
+import { type LinkCommand, LinkCore, type LinkCoreOptions } from "./link-core.ts";
 
 export type AdapterDirection = "ingest" | "egress";
 export type AdapterState = "connecting" | "open" | "reconnecting" | "closed";
@@ -24,9 +25,22 @@ export interface AdapterStatus {
   underruns: number;
   droppedFrames: number;
   reconnects: number;
+  /** Times reading paused because the endpoint sent more than --ws-max-messages-per-second. */
+  rateLimitPauses: number;
 }
 
-/** Shared life cycle of both directions: one WebSocket, one track, an idempotent close. */
+export interface AdapterLinkOptions extends LinkCoreOptions {
+  now(): number;
+  /** The socket's maxPayload, named in the close reason of an oversize message. */
+  maxMessageBytes: number;
+}
+
+const noop = () => {};
+
+/**
+ * Shared life cycle of both directions: one WebSocket, one track, an idempotent close. What to do with the
+ * socket (ping, pause, resume, drop) is decided by the sans-IO LinkCore; this class only carries it out.
+ */
 export abstract class Adapter {
   abstract readonly direction: AdapterDirection;
   state: AdapterState = "connecting";
@@ -38,15 +52,16 @@ export abstract class Adapter {
   messages = 0;
   textMessagesIgnored = 0;
   protected ws: WebSocket | undefined;
-  /** Liveness: set on pong, cleared on ping; a peer that misses a whole ping interval is dropped. */
-  alive = true;
-  /** Set when the keepalive gave up on the peer, so the close reason says so rather than "1006". */
-  protected silentPeer = false;
+  protected link: LinkCore | undefined;
+  /** Why the current socket is going away when it is not the endpoint's own close (drop, protocol error). */
+  protected socketFault: string | undefined;
+  #rateLimitPauses = 0;
 
   constructor(
     readonly id: string,
     readonly trackName: string,
     readonly endpoint: string,
+    protected readonly linkOptions: AdapterLinkOptions,
   ) {}
 
   abstract get sessionId(): string;
@@ -67,28 +82,73 @@ export abstract class Adapter {
       bytesProcessed: this.bytesProcessed,
       messages: this.messages,
       textMessagesIgnored: this.textMessagesIgnored,
+      rateLimitPauses: this.#rateLimitPauses + (this.link?.rateLimitPauses ?? 0),
     };
     if (this.closeReason !== undefined) s.closeReason = this.closeReason;
     if (this.closedAt) s.closedAt = this.closedAt.toISOString();
     return s;
   }
 
-  /** Protocol keepalive, driven by the manager's one shared interval. */
-  keepalive(): void {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== ws.OPEN) return;
-    if (!this.alive) {
-      this.silentPeer = true;
-      ws.terminate(); // half-open: no pong for a whole interval
-      return;
-    }
-    this.alive = false;
-    ws.ping();
+  /**
+   * Takes over a socket: every frame heard feeds the link core, and the socket's close is reported to
+   * `onSocketClosed` with the reason the core or a protocol error gave, if any.
+   */
+  protected attachSocket(ws: WebSocket, onMessage: (data: Buffer, isBinary: boolean) => void): void {
+    if (this.link) this.#rateLimitPauses += this.link.rateLimitPauses;
+    const link = new LinkCore(this.linkOptions, this.linkOptions.now());
+    this.ws = ws;
+    this.link = link;
+    this.socketFault = undefined;
+    const heard = () => link.heard(this.linkOptions.now());
+    ws.on("pong", heard);
+    ws.on("ping", heard);
+    ws.on("message", (data, isBinary) => {
+      if (this.state === "closed" || ws !== this.ws) return;
+      this.apply(link.message(this.linkOptions.now()));
+      onMessage(data as Buffer, isBinary);
+    });
+    ws.on("error", (err) => {
+      // ws closes the socket itself after a protocol error (1009 oversize, 1008 too many fragments, 1002);
+      // remember why, or the close would read "endpoint closed the WebSocket (1006)".
+      if (ws === this.ws) this.socketFault ??= describeSocketError(err, this.linkOptions.maxMessageBytes);
+    });
+    ws.on("close", (code, reason) => {
+      if (ws === this.ws) this.onSocketClosed(ws, code, reason.toString());
+    });
   }
 
+  /** Runs the link core's clock; called on every media tick (the shared scheduler), not by a timer. */
+  protected tickLink(now: number): void {
+    if (this.link && this.ws) this.apply(this.link.tick(now));
+  }
+
+  /** Tells the link core whether our queue is full (ingest back-pressure). */
+  protected setQueueFull(full: boolean): void {
+    if (this.link) this.apply(this.link.setQueueFull(full, this.linkOptions.now()));
+  }
+
+  private apply(commands: readonly LinkCommand[]): void {
+    const ws = this.ws;
+    if (!ws) return;
+    for (const c of commands) {
+      if (c.kind === "ping") {
+        if (ws.readyState === ws.OPEN) ws.ping();
+      } else if (c.kind === "pause-reading") {
+        ws.pause();
+      } else if (c.kind === "resume-reading") {
+        ws.resume();
+      } else {
+        this.socketFault = c.reason;
+        ws.terminate(); // half-open: no close handshake is possible
+      }
+    }
+  }
+
+  protected abstract onSocketClosed(ws: WebSocket, code: number, reason: string): void;
+
   /**
-   * Ends the adapter: closes the socket with `code` (1000 by API, 1001 on shutdown, 1007/1009 on bad input)
-   * and ends its track. Idempotent: returns false when it was already closed.
+   * Ends the adapter: closes the socket with `code` (1000 by API, 1001 on shutdown, 1007/1008/1009 on bad
+   * input), ends its track and frees everything it held. Idempotent: returns false when it was already closed.
    */
   close(reason: string, code = 1000): boolean {
     if (this.state === "closed") return false;
@@ -96,10 +156,17 @@ export abstract class Adapter {
     this.closeReason = reason;
     this.closedAt = new Date();
     const ws = this.ws;
-    if (ws && (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING)) {
-      ws.close(code, truncateReason(reason));
-      // A peer that never answers the close handshake must not keep the socket forever.
-      setTimeout(() => ws.terminate(), 2000).unref();
+    if (ws) {
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
+        ws.close(code, truncateReason(reason));
+        // A peer that never answers the close handshake must not keep the socket forever.
+        setTimeout(() => ws.terminate(), 2000).unref();
+      }
+      ws.removeAllListeners("message");
+      ws.removeAllListeners("pong");
+      ws.removeAllListeners("ping");
+      ws.on("error", noop);
+      if (ws.isPaused) ws.resume(); // let the close handshake be read
     }
     this.onClose(reason);
     this.closed.emit(reason);
@@ -108,6 +175,15 @@ export abstract class Adapter {
   }
 
   protected abstract onClose(reason: string): void;
+}
+
+function describeSocketError(err: Error, maxMessageBytes: number): string {
+  const code = (err as { code?: string }).code;
+  if (code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH")
+    return `message larger than ${maxMessageBytes} bytes (closed 1009)`;
+  if (code === "WS_ERR_TOO_MANY_BUFFERED_PARTS") return `${err.message.toLowerCase()} (closed 1008)`;
+  if (code?.startsWith("WS_ERR_")) return `WebSocket protocol error: ${err.message} (closed 1002)`;
+  return `WebSocket error: ${err.message}`;
 }
 
 /** Close reasons are limited to 123 bytes by RFC 6455. */

@@ -6,7 +6,10 @@ export type DialResult =
   | { ok: false; code: "websocket_handshake_failed" | "websocket_connection_timeout"; description: string };
 
 export interface DialOptions {
+  /** Absolute: the handshake must be complete this long after the call, however the bytes trickle in. */
   timeoutMs: number;
+  /** Abandons the dial (the HTTP client left, the server shuts down): resolves as failed at once. */
+  signal?: AbortSignal;
   /** Pin the TCP connection to this (policy-checked) address. */
   address: string;
   family: 4 | 6;
@@ -27,6 +30,10 @@ export interface DialOptions {
  */
 export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
   return new Promise((resolve) => {
+    if (opts.signal?.aborted) {
+      resolve({ ok: false, code: "websocket_handshake_failed", description: abortText(opts.signal) });
+      return;
+    }
     const pinned: LookupFunction = (_host, options, cb) => {
       if ((options as { all?: boolean }).all) cb(null, [{ address: opts.address, family: opts.family }]);
       else cb(null, opts.address, opts.family);
@@ -40,17 +47,34 @@ export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
       ca: opts.ca,
     });
     ws.binaryType = "nodebuffer";
-    // On a message above maxPayload, ws closes the socket itself with 1009 and no reason (before it emits
-    // 'error'). SPEC §2.5 wants the endpoint told why, so that close gets one.
+    // On a message above maxPayload (1009) or with too many fragments (1008), ws closes the socket itself
+    // with no reason (before it emits 'error'). SPEC §2.5 wants the endpoint told why, so that close gets one.
     const close = ws.close.bind(ws);
     ws.close = (code?: number, reason?: string | Buffer) =>
-      close(code, reason ?? (code === 1009 ? `message larger than ${opts.maxPayload} bytes` : undefined));
+      close(code, reason ?? protocolCloseReason(code, opts.maxPayload));
     let settled = false;
+    // ws's handshakeTimeout is an idle timer: an endpoint trickling its 101 a byte at a time resets it.
+    const deadline = setTimeout(() => {
+      done({
+        ok: false,
+        code: "websocket_connection_timeout",
+        description: `no WebSocket handshake from ${url.origin} within ${opts.timeoutMs} ms`,
+      });
+      ws.terminate();
+    }, opts.timeoutMs);
+    const onAbort = () => {
+      done({ ok: false, code: "websocket_handshake_failed", description: abortText(opts.signal!) });
+      ws.terminate();
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
     const done = (r: DialResult) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
+      opts.signal?.removeEventListener("abort", onAbort);
       ws.off("open", onOpen);
       ws.off("error", onError);
+      if (!r.ok) ws.on("error", () => {}); // terminate() during the handshake emits one
       resolve(r);
     };
     const onOpen = () => {
@@ -58,8 +82,6 @@ export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
       done({ ok: true, ws });
     };
     const onError = (err: Error) => {
-      // After a failed handshake ws emits 'close' too; keep an error listener so nothing is unhandled.
-      ws.on("error", () => {});
       const timedOut = /handshake has timed out/i.test(err.message);
       done({
         ok: false,
@@ -72,4 +94,15 @@ export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
     ws.on("open", onOpen);
     ws.on("error", onError);
   });
+}
+
+function abortText(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return `dial abandoned: ${reason instanceof Error ? reason.message : String(reason ?? "aborted")}`;
+}
+
+function protocolCloseReason(code: number | undefined, maxPayload: number): string | undefined {
+  if (code === 1008) return "too many message fragments";
+  if (code === 1009) return `message larger than ${maxPayload} bytes`;
+  return undefined;
 }

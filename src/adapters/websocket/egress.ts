@@ -4,16 +4,16 @@ import { OpusDecoder } from "../../media/opus-decoder.ts";
 import type { RtpPacket } from "../../media/rtp.ts";
 import type { MediaScheduler, Registration } from "../../media/scheduler.ts";
 import type { Subscription, Track, TrackSink } from "../../sfu/track.ts";
-import { Adapter, type AdapterStatus } from "./adapter.ts";
+import { Adapter, type AdapterLinkOptions, type AdapterStatus } from "./adapter.ts";
 import type { DialResult } from "./dial.ts";
 import { encodePacket } from "./packet-codec.ts";
+import { RedialPolicy } from "./redial-policy.ts";
 
 const FRAME_MS = 20;
 /** A serialized 20 ms frame: 3 840 bytes of PCM plus the Packet's few bytes of framing. */
 const FRAME_WIRE_BYTES = 3855;
 
-export interface EgressOptions {
-  now(): number;
+export interface EgressOptions extends AdapterLinkOptions {
   /** Reorder and conceal (default) or pass packets through in arrival order (benchmarks). */
   reorder: boolean;
   /** Dial the same URL again (policy re-checked). */
@@ -24,8 +24,10 @@ export interface EgressOptions {
   maxPendingFrames?: number;
   /** Frames kept while reconnecting and sent first after it (default 100 = 2 s). */
   backlogFrames?: number;
-  /** Give up reconnecting after this long (default 15 s). */
+  /** Give up reconnecting this long after the first failure of a run (default 15 s; see RedialPolicy). */
   reconnectWindowMs?: number;
+  /** The adapter is closing because the server shuts down: tell the endpoint 1001, not 1000. */
+  shuttingDown?(): boolean;
   onFrame?(latencyMs: number): void;
   onDrop?(frames: number): void;
   onReconnect?(): void;
@@ -59,8 +61,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
   private subscription: Subscription | undefined;
   private registration: Registration | undefined;
   private redialTimer: NodeJS.Timeout | undefined;
-  private droppedAt: number | undefined;
-  private attempt = 0;
+  private readonly redialPolicy: RedialPolicy;
   frames = 0;
   droppedFrames = 0;
   concealedFrames = 0;
@@ -76,7 +77,8 @@ export class EgressAdapter extends Adapter implements TrackSink {
     private readonly source: Track,
     private readonly opts: EgressOptions,
   ) {
-    super(id, trackName, endpoint);
+    super(id, trackName, endpoint, opts);
+    this.redialPolicy = new RedialPolicy({ windowMs: opts.reconnectWindowMs ?? 15_000 });
     this.jitter = new JitterBuffer<Arrived>(opts.reorder ? {} : { reorder: false });
     this.highWater = opts.sendHighWaterBytes ?? 50 * FRAME_WIRE_BYTES;
     this.maxPending = opts.maxPendingFrames ?? 25;
@@ -88,6 +90,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
   }
 
   start(ws: WebSocket, scheduler: MediaScheduler): void {
+    this.redialPolicy.connected(this.opts.now());
     this.attach(ws);
     this.subscription = this.source.subscribe(this);
     if (this.state !== "closed")
@@ -127,7 +130,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
 
   onTrackEnded(_track: Track, reason: string): void {
     this.flush();
-    this.close(`source track ended (${reason})`, 1000);
+    this.close(`source track ended (${reason})`, this.opts.shuttingDown?.() ? 1001 : 1000);
   }
 
   // ---- media ----------------------------------------------------------------------------------
@@ -145,6 +148,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
       const due = this.dueSlots;
       this.dueSlots = [];
       for (const t of due) if (this.state !== "closed") this.tick(t);
+      if (this.state !== "closed") this.tickLink(this.opts.now());
     });
   }
 
@@ -210,43 +214,39 @@ export class EgressAdapter extends Adapter implements TrackSink {
   // ---- socket life cycle ------------------------------------------------------------------
 
   private attach(ws: WebSocket): void {
-    this.ws = ws;
-    this.alive = true;
     this.state = "open";
-    ws.on("pong", () => {
-      this.alive = true;
+    this.attachSocket(ws, () => {
+      this.messages++; // egress endpoints have nothing to say; counted (and rate-limited) and ignored
     });
-    ws.on("message", () => {
-      this.messages++; // egress endpoints have nothing to say; counted and ignored
-    });
-    ws.on("error", () => {});
-    ws.on("close", (code) => this.onSocketClosed(ws, code));
     if (ws.isPaused) ws.resume();
   }
 
-  private onSocketClosed(ws: WebSocket, code: number): void {
+  protected onSocketClosed(ws: WebSocket, code: number, reason: string): void {
     if (this.state === "closed" || ws !== this.ws) return;
-    if (code === 1000) {
+    if (code === 1000 && !this.socketFault) {
       // A normal close is the endpoint's way of saying it is done: no redial.
       this.close("endpoint closed the WebSocket (1000)");
       return;
     }
     this.state = "reconnecting";
     this.ws = undefined;
-    this.droppedAt = this.opts.now();
-    this.attempt = 0;
-    this.scheduleRedial();
+    this.scheduleRedial(
+      this.socketFault ?? `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`,
+    );
   }
 
-  private scheduleRedial(): void {
-    const delay = Math.min(100 * 2 ** this.attempt, 1000);
-    this.attempt++;
-    this.redialTimer = setTimeout(() => void this.redial(), delay);
+  /** One failure of the run: wait and redial, or give up when the run is older than the window. */
+  private scheduleRedial(failure: string): void {
+    const decision = this.redialPolicy.failed(this.opts.now());
+    if (decision.kind === "give-up") {
+      this.close(`endpoint unreachable for ${Math.round(decision.failingForMs / 1000)} s: ${failure}`);
+      return;
+    }
+    this.redialTimer = setTimeout(() => void this.redial(), decision.delayMs);
   }
 
   private async redial(): Promise<void> {
     if (this.state !== "reconnecting") return;
-    const window = this.opts.reconnectWindowMs ?? 15_000;
     let result: DialResult;
     try {
       result = await this.opts.redial();
@@ -261,15 +261,12 @@ export class EgressAdapter extends Adapter implements TrackSink {
     if (result.ok) {
       this.reconnects++;
       this.opts.onReconnect?.();
+      this.redialPolicy.connected(this.opts.now());
       this.attach(result.ws);
       this.flush(); // the backlog goes first; sequence numbers simply continue
       return;
     }
-    if (this.opts.now() - this.droppedAt! >= window) {
-      this.close(`endpoint unreachable for ${Math.round(window / 1000)} s: ${result.description}`);
-      return;
-    }
-    this.scheduleRedial();
+    this.scheduleRedial(result.description);
   }
 
   protected onClose(): void {
@@ -277,6 +274,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
     this.registration?.cancel();
     this.subscription?.close();
     this.pending = [];
+    this.dueSlots = [];
     this.decoder.close();
   }
 }

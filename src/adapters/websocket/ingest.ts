@@ -1,5 +1,6 @@
 import { randomInt } from "node:crypto";
 import type WebSocket from "ws";
+import { FRAME_BYTES } from "../../media/audio-format.ts";
 import { OpusEncoder } from "../../media/opus-encoder.ts";
 import { Pacer } from "../../media/pacer.ts";
 import { PcmFramer } from "../../media/pcm-framer.ts";
@@ -7,16 +8,21 @@ import { OpusRtpPacketizer } from "../../media/rtp-packetizer.ts";
 import type { MediaScheduler, Registration } from "../../media/scheduler.ts";
 import type { Session } from "../../sfu/session.ts";
 import { OPUS, type Track } from "../../sfu/track.ts";
-import { Adapter, type AdapterStatus } from "./adapter.ts";
+import { Adapter, type AdapterLinkOptions, type AdapterStatus } from "./adapter.ts";
 import { decodePacket } from "./packet-codec.ts";
 
-export interface IngestOptions {
+/**
+ * Silence an endpoint may make us add by ending segments early (an empty Packet pads the partial frame to
+ * 20 ms), beyond the audio it actually sent: one second. Without a bound, 1-byte + empty Packets turn
+ * 28 KB into a minute of queued silence (10.8 MB).
+ */
+const PADDING_ALLOWANCE_BYTES = 50 * FRAME_BYTES;
+
+export interface IngestOptions extends AdapterLinkOptions {
   highWaterMs: number;
   lowWaterMs: number;
-  maxMessageBytes: number;
   opusFec: boolean;
   opusComplexity: number;
-  now: () => number;
   onFrame?(latencyMs: number): void;
   onUnderrun?(): void;
   onTextMessage?(adapter: IngestAdapter): void;
@@ -31,9 +37,9 @@ export interface IngestOptions {
 export class IngestAdapter extends Adapter {
   readonly direction = "ingest" as const;
   readonly track: Track;
-  private readonly framer = new PcmFramer();
+  private framer = new PcmFramer();
   private readonly pacer: Pacer;
-  private readonly encoder: OpusEncoder;
+  private encoder: OpusEncoder | undefined;
   private readonly packetizer = new OpusRtpPacketizer({ ssrc: randomInt(1, 2 ** 32 - 1) });
   /** Arrival time of each queued frame (parallel to the pacer's queue), for the latency histogram. */
   private arrivals: number[] = [];
@@ -41,7 +47,9 @@ export class IngestAdapter extends Adapter {
   private registration: Registration | undefined;
   /** Why the endpoint went away; set while its queued audio plays out. */
   private endpointGone: string | undefined;
-  private paused = false;
+  private queueFull = false;
+  private audioBytes = 0;
+  private paddingBytes = 0;
 
   constructor(
     id: string,
@@ -50,7 +58,7 @@ export class IngestAdapter extends Adapter {
     private readonly session: Session,
     private readonly opts: IngestOptions,
   ) {
-    super(id, trackName, endpoint);
+    super(id, trackName, endpoint, opts);
     this.pacer = new Pacer({ highWaterMs: opts.highWaterMs, lowWaterMs: opts.lowWaterMs });
     this.encoder = new OpusEncoder({ inbandFec: opts.opusFec, complexity: opts.opusComplexity });
     this.track = session.publish({ name: trackName, kind: "audio", codec: OPUS, publisher: {} });
@@ -67,17 +75,11 @@ export class IngestAdapter extends Adapter {
 
   /** Takes over a connected socket and starts the media clock. */
   start(ws: WebSocket, scheduler: MediaScheduler): void {
-    this.ws = ws;
     this.state = "open";
-    ws.on("message", (data, isBinary) => this.onMessage(data as Buffer, isBinary));
-    ws.on("pong", () => {
-      this.alive = true;
-    });
-    ws.on("close", (code, reason) => this.onSocketClosed(code, reason.toString()));
-    ws.on("error", (err) => this.onSocketError(err));
+    this.attachSocket(ws, (data, isBinary) => this.onMessage(data, isBinary));
     this.registration = scheduler.register({ tick: (_slot, _due, now) => this.tick(now) });
     // dial() paused reading at open (pauseOnOpen) so that nothing sent right after the handshake is lost.
-    if (ws.isPaused && !this.paused) ws.resume();
+    if (ws.isPaused && !this.link?.readingPaused) ws.resume();
   }
 
   status(): AdapterStatus {
@@ -108,9 +110,21 @@ export class IngestAdapter extends Adapter {
     }
     const payload = decoded.packet.payload;
     this.bytesProcessed += payload.length;
+    this.audioBytes += payload.length;
     const now = this.opts.now();
     if (payload.length === 0) {
       // End of a segment: pad the partial frame with silence, never discard anything.
+      const pending = this.framer.pendingBytes;
+      if (pending > 0) {
+        this.paddingBytes += FRAME_BYTES - pending;
+        if (this.paddingBytes > this.audioBytes + PADDING_ALLOWANCE_BYTES) {
+          this.close(
+            `endpoint ended segments so often that padding exceeds its audio (${this.paddingBytes} bytes of silence for ${this.audioBytes} bytes of PCM)`,
+            1008,
+          );
+          return;
+        }
+      }
       const last = this.framer.flush();
       if (last) this.enqueue(last, now);
       this.pacer.endSegment();
@@ -118,8 +132,8 @@ export class IngestAdapter extends Adapter {
       for (const frame of this.framer.push(payload)) this.enqueue(frame, now);
     }
     if (this.pacer.wantsPause()) {
-      this.paused = true;
-      this.ws?.pause(); // TCP back-pressure: the endpoint's sends block once the kernel buffers fill
+      this.queueFull = true;
+      this.setQueueFull(true); // TCP back-pressure: the endpoint's sends block once the kernel buffers fill
     }
   }
 
@@ -129,13 +143,16 @@ export class IngestAdapter extends Adapter {
   }
 
   private tick(now: number): void {
+    const encoder = this.encoder;
+    if (!encoder) return;
     const hadAudio = this.pacer.counters.underruns;
     const { frame, afterSilence } = this.pacer.next();
-    if (this.paused && this.pacer.wantsResume()) {
-      this.paused = false;
-      this.ws?.resume();
+    if (this.queueFull && this.pacer.wantsResume()) {
+      this.queueFull = false;
+      this.setQueueFull(false);
     }
-    this.track.write(this.packetizer.packetize(this.encoder.encodeSlot(frame), { marker: afterSilence }));
+    this.tickLink(now);
+    this.track.write(this.packetizer.packetize(encoder.encodeSlot(frame), { marker: afterSilence }));
     if (frame) {
       const arrived = this.arrivals[this.arrivalHead++];
       if (this.arrivalHead > 1024 && this.arrivalHead * 2 > this.arrivals.length) {
@@ -149,31 +166,27 @@ export class IngestAdapter extends Adapter {
     if (this.endpointGone && this.pacer.queuedFrames === 0) this.close(this.endpointGone);
   }
 
-  private onSocketClosed(code: number, reason: string): void {
+  protected onSocketClosed(_ws: WebSocket, code: number, reason: string): void {
     if (this.state === "closed") return;
-    if (code === 1009) {
-      this.close(`message larger than ${this.opts.maxMessageBytes} bytes`, 1009);
-      return;
-    }
-    // Queued audio plays out first; tick() closes the adapter when the queue is empty.
+    // Queued audio plays out first (also after a protocol error: what arrived intact is the endpoint's
+    // audio); tick() closes the adapter when the queue is empty.
     const last = this.framer.flush();
     if (last) this.enqueue(last, this.opts.now());
     this.pacer.endSegment();
-    this.endpointGone = this.silentPeer
-      ? "endpoint stopped answering pings (half-open connection dropped)"
-      : `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`;
+    this.endpointGone =
+      this.socketFault ?? `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`;
     if (this.pacer.queuedFrames === 0) this.close(this.endpointGone);
-  }
-
-  private onSocketError(err: Error): void {
-    // ws closes the socket itself after an error (1009 for oversize, 1002 for protocol errors); remember why.
-    if (/max payload size exceeded/i.test(err.message)) {
-      this.close(`message larger than ${this.opts.maxMessageBytes} bytes (limit)`, 1009);
-    }
   }
 
   protected onClose(reason: string): void {
     this.registration?.cancel();
     this.track.close(reason);
+    // A closed adapter keeps nothing heavy: its queue (up to --ingest-high-water-ms of PCM), framer and
+    // encoder go now; only the counters stay for the status record.
+    this.pacer.clear();
+    this.arrivals = [];
+    this.arrivalHead = 0;
+    this.framer = new PcmFramer();
+    this.encoder = undefined;
   }
 }

@@ -1,14 +1,15 @@
 import { readFileSync } from "node:fs";
+import { ApiError } from "../../api/errors.ts";
 import type { Config } from "../../config.ts";
 import type { Logger } from "../../log.ts";
 import type { MediaScheduler } from "../../media/scheduler.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { AppState } from "../../sfu/app-state.ts";
 import { newId } from "../../sfu/ids.ts";
-import type { Adapter } from "./adapter.ts";
+import type { Adapter, AdapterStatus } from "./adapter.ts";
 import { type DialResult, dial } from "./dial.ts";
 import { EgressAdapter } from "./egress.ts";
-import { checkEndpoint } from "./endpoint-policy.ts";
+import { checkEndpoint, publicDialFailure } from "./endpoint-policy.ts";
 import { IngestAdapter } from "./ingest.ts";
 
 export type AdapterItemError = {
@@ -17,7 +18,8 @@ export type AdapterItemError = {
     | "websocket_connection_timeout"
     | "websocket_endpoint_not_allowed"
     | "not_found_track_error"
-    | "invalid_params";
+    | "invalid_params"
+    | "quota_exceeded";
   errorDescription: string;
 };
 
@@ -26,49 +28,139 @@ export interface AdapterCreated {
   sessionId: string;
 }
 
-/** Closed adapters are remembered (for idempotent close and the state endpoint), up to this many per app. */
-const KEEP_CLOSED = 10_000;
-const KEEPALIVE_MS = 10_000;
+/**
+ * A closed adapter leaves only its status record (a few hundred bytes: no queue, socket or codec), for
+ * idempotent close and the state endpoint: at most this many per app, for at most this long.
+ */
+const KEEP_CLOSED = 1_000;
+const KEEP_CLOSED_MS = 60 * 60_000;
+
+/** Open (and dialing) adapters across every app, for the server-wide quota. */
+export class AdapterCount {
+  open = 0;
+}
 
 export interface AdapterDeps {
   config: Config["adapter"];
+  limits: Pick<Config["limits"], "adaptersPerApp" | "adapters">;
+  count: AdapterCount;
   scheduler: MediaScheduler;
   logger: Logger;
   metrics: Metrics;
   now: () => number;
 }
 
+export type CloseResult =
+  | { kind: "closed"; bytesProcessed: number }
+  | { kind: "already-closed" }
+  | { kind: "unknown" };
+
 /** The WebSocket adapters of one app. */
 export class AdapterManager {
   private readonly adapters = new Map<string, Adapter>();
-  private readonly closedOrder: string[] = [];
+  /** Insertion order = closing order, so the oldest record is the first key. */
+  private readonly closedRecords = new Map<string, { status: AdapterStatus; expiresAt: number }>();
   private readonly ca: Buffer | undefined;
-  private readonly keepaliveTimer: NodeJS.Timeout;
+  /** Aborted on shutdown: pending dials end at once instead of holding the process. */
+  private readonly shutdown = new AbortController();
+  private dialing = 0;
+  private shuttingDown = false;
 
   constructor(
     private readonly app: AppState,
     private readonly deps: AdapterDeps,
   ) {
     this.ca = deps.config.caFile ? readFileSync(deps.config.caFile) : undefined;
-    // One interval for every adapter's protocol pings (not media: media runs on the scheduler).
-    this.keepaliveTimer = setInterval(() => {
-      for (const a of this.adapters.values()) a.keepalive();
-    }, KEEPALIVE_MS);
-    this.keepaliveTimer.unref();
   }
 
   get(id: string): Adapter | undefined {
     return this.adapters.get(id);
   }
 
+  /** Live adapters. */
   list(): Adapter[] {
     return [...this.adapters.values()];
   }
 
-  /** Policy check, then the handshake (pinned to the checked address). */
-  private async connect(endpoint: URL, pauseOnOpen: boolean): Promise<DialResult | AdapterItemError> {
+  /** The status of a live adapter or the record of a closed one. */
+  status(id: string): AdapterStatus | undefined {
+    return this.adapters.get(id)?.status() ?? this.closedRecord(id);
+  }
+
+  /** Live adapters, then the records of closed ones. */
+  statuses(): AdapterStatus[] {
+    this.expireRecords();
+    return [...this.list().map((a) => a.status()), ...[...this.closedRecords.values()].map((r) => r.status)];
+  }
+
+  close(id: string, reason: string, code = 1000): CloseResult {
+    const adapter = this.adapters.get(id);
+    if (!adapter) return this.closedRecord(id) ? { kind: "already-closed" } : { kind: "unknown" };
+    const bytesProcessed = adapter.bytesProcessed;
+    adapter.close(reason, code);
+    return { kind: "closed", bytesProcessed };
+  }
+
+  private closedRecord(id: string): AdapterStatus | undefined {
+    this.expireRecords();
+    return this.closedRecords.get(id)?.status;
+  }
+
+  private expireRecords(): void {
+    const now = this.deps.now();
+    for (const [id, r] of this.closedRecords) {
+      if (r.expiresAt > now && this.closedRecords.size <= KEEP_CLOSED) break;
+      this.closedRecords.delete(id);
+    }
+  }
+
+  /** A quota error, or undefined when one more adapter fits (it is then counted until released). */
+  private reserve(): AdapterItemError | undefined {
+    const { limits, count } = this.deps;
+    if (this.shuttingDown)
+      return { errorCode: "websocket_handshake_failed", errorDescription: "the server is shutting down" };
+    if (this.adapters.size + this.dialing >= limits.adaptersPerApp)
+      return {
+        errorCode: "quota_exceeded",
+        errorDescription: `this app has ${this.adapters.size + this.dialing} open adapters, the limit (--max-adapters-per-app ${limits.adaptersPerApp})`,
+      };
+    if (count.open >= limits.adapters)
+      return {
+        errorCode: "quota_exceeded",
+        errorDescription: `the server has ${count.open} open adapters, the limit (--max-adapters ${limits.adapters})`,
+      };
+    this.dialing++;
+    count.open++;
+    return undefined;
+  }
+
+  /** Ends a reservation that did not become an adapter (an adapter releases its own on close). */
+  private release(): void {
+    this.dialing--;
+    this.deps.count.open--;
+  }
+
+  /** Policy check, then the handshake (pinned to the checked address), all within one absolute deadline. */
+  private async connect(
+    endpoint: URL,
+    pauseOnOpen: boolean,
+    signal?: AbortSignal,
+  ): Promise<DialResult | AdapterItemError> {
     const cfg = this.deps.config;
-    const check = await checkEndpoint(endpoint, cfg.endpointPolicy);
+    const started = this.deps.now();
+    const abort = signal ? AbortSignal.any([signal, this.shutdown.signal]) : this.shutdown.signal;
+    const check = await withDeadline(
+      checkEndpoint(endpoint, cfg.endpointPolicy),
+      cfg.connectTimeoutMs,
+      abort,
+    );
+    if (check === "timeout")
+      return {
+        errorCode: "websocket_connection_timeout",
+        errorDescription: `resolving ${endpoint.hostname} took longer than ${cfg.connectTimeoutMs} ms`,
+      };
+    if (check === "aborted")
+      return { errorCode: "websocket_handshake_failed", errorDescription: "dial abandoned" };
     if (!check.ok) {
       return {
         errorCode:
@@ -76,22 +168,41 @@ export class AdapterManager {
         errorDescription: check.description,
       };
     }
-    return dial(endpoint, {
-      timeoutMs: cfg.connectTimeoutMs,
+    const result = await dial(endpoint, {
+      timeoutMs: Math.max(1, cfg.connectTimeoutMs - (this.deps.now() - started)),
+      signal: abort,
       address: check.address,
       family: check.family,
       maxPayload: cfg.maxMessageBytes,
       ca: this.ca,
       pauseOnOpen,
     });
+    if (result.ok) return result;
+    if (result.code === "websocket_connection_timeout")
+      result.description = `no WebSocket handshake from ${endpoint.origin} within ${cfg.connectTimeoutMs} ms (--ws-connect-timeout-ms)`;
+    // The operator sees the detail; under strict the API client does not (it would be a port scanner).
+    this.deps.logger.info(
+      { endpoint: endpoint.origin, code: result.code, detail: result.description },
+      "adapter dial failed",
+    );
+    return { ...result, description: publicDialFailure(cfg.endpointPolicy, result.description) };
+  }
+
+  private linkOptions() {
+    const cfg = this.deps.config;
+    return {
+      now: this.deps.now,
+      pingIntervalMs: cfg.pingIntervalMs,
+      maxMessagesPerSecond: cfg.maxMessagesPerSecond,
+      maxMessageBytes: cfg.maxMessageBytes,
+    };
   }
 
   /** Subscribes an egress adapter to an existing track (media or not yet), after the handshake. */
-  async createEgress(item: {
-    sessionId: string;
-    trackName: string;
-    endpoint: URL;
-  }): Promise<AdapterCreated | AdapterItemError> {
+  async createEgress(
+    item: { sessionId: string; trackName: string; endpoint: URL },
+    signal?: AbortSignal,
+  ): Promise<AdapterCreated | AdapterItemError> {
     const track = this.app.findTrack(item.sessionId, item.trackName);
     if (track?.kind !== "audio") {
       return {
@@ -101,20 +212,27 @@ export class AdapterManager {
           : `no track ${item.trackName} in session ${item.sessionId}`,
       };
     }
-    const dialed = await this.connect(item.endpoint, true);
-    if (!("ok" in dialed)) return dialed;
-    if (!dialed.ok) return { errorCode: dialed.code, errorDescription: dialed.description };
-    if (track.ended) {
+    const quota = this.reserve();
+    if (quota) return quota;
+    const dialed = await this.connect(item.endpoint, true, signal);
+    if (!("ok" in dialed) || !dialed.ok) {
+      this.release();
+      return "ok" in dialed ? { errorCode: dialed.code, errorDescription: dialed.description } : dialed;
+    }
+    if (track.ended || this.shuttingDown) {
+      this.release();
       dialed.ws.close(1000, "source track ended");
       return { errorCode: "not_found_track_error", errorDescription: `track ${item.trackName} ended` };
     }
     const id = newId();
     const m = this.deps.metrics;
     const adapter = new EgressAdapter(id, item.trackName, item.endpoint.href, track, {
-      now: this.deps.now,
+      ...this.linkOptions(),
       reorder: this.deps.config.egressReorder,
+      reconnectWindowMs: this.deps.config.egressReconnectWindowMs,
+      shuttingDown: () => this.shuttingDown,
       redial: async () => {
-        const r = await this.connect(item.endpoint, true);
+        const r = await this.connect(item.endpoint, true, this.shutdown.signal);
         return "ok" in r
           ? r
           : { ok: false, code: "websocket_handshake_failed", description: r.errorDescription };
@@ -133,22 +251,41 @@ export class AdapterManager {
   }
 
   /** Dials the endpoint, then creates the ingest session and track. */
-  async createIngest(item: { trackName: string; endpoint: URL }): Promise<AdapterCreated | AdapterItemError> {
+  async createIngest(
+    item: { trackName: string; endpoint: URL },
+    signal?: AbortSignal,
+  ): Promise<AdapterCreated | AdapterItemError> {
     const cfg = this.deps.config;
+    const quota = this.reserve();
+    if (quota) return quota;
     // IngestAdapter.start() resumes reading once its message listener is attached.
-    const dialed = await this.connect(item.endpoint, true);
-    if (!("ok" in dialed)) return dialed;
-    if (!dialed.ok) return { errorCode: dialed.code, errorDescription: dialed.description };
-    const session = this.app.createSession({ peer: false });
+    const dialed = await this.connect(item.endpoint, true, signal);
+    if (!("ok" in dialed) || !dialed.ok) {
+      this.release();
+      return "ok" in dialed ? { errorCode: dialed.code, errorDescription: dialed.description } : dialed;
+    }
+    let session: ReturnType<AppState["createSession"]>;
+    try {
+      if (this.shuttingDown) throw new ApiError("websocket_handshake_failed", "the server is shutting down");
+      session = this.app.createSession({ peer: false });
+    } catch (err) {
+      this.release();
+      dialed.ws.close(1013, "try again later");
+      if (
+        err instanceof ApiError &&
+        (err.code === "quota_exceeded" || err.code === "websocket_handshake_failed")
+      )
+        return { errorCode: err.code, errorDescription: err.message };
+      throw err;
+    }
     const id = newId();
     const m = this.deps.metrics;
     const adapter = new IngestAdapter(id, item.trackName, item.endpoint.href, session, {
+      ...this.linkOptions(),
       highWaterMs: cfg.ingestHighWaterMs,
       lowWaterMs: cfg.ingestLowWaterMs,
-      maxMessageBytes: cfg.maxMessageBytes,
       opusFec: cfg.ingestOpusFec,
       opusComplexity: cfg.ingestOpusComplexity,
-      now: this.deps.now,
       onFrame: (ms) => {
         m.adapterFrames.inc({ direction: "ingest" });
         m.adapterLatency.observe({ direction: "ingest" }, ms / 1000);
@@ -162,20 +299,69 @@ export class AdapterManager {
     return { adapterId: id, sessionId: session.id };
   }
 
+  /** Takes over the reservation made by reserve(). */
   private track(adapter: Adapter): void {
+    this.dialing--;
     this.adapters.set(adapter.id, adapter);
+    this.deps.logger.info(
+      {
+        adapterId: adapter.id,
+        direction: adapter.direction,
+        sessionId: adapter.sessionId,
+        endpoint: adapter.endpoint,
+      },
+      "adapter created",
+    );
     adapter.closed.subscribe((reason) => {
       this.deps.logger.info(
         { adapterId: adapter.id, direction: adapter.direction, reason },
         "adapter closed",
       );
-      this.closedOrder.push(adapter.id);
-      if (this.closedOrder.length > KEEP_CLOSED) this.adapters.delete(this.closedOrder.shift()!);
+      this.deps.count.open--;
+      this.adapters.delete(adapter.id);
+      this.closedRecords.set(adapter.id, {
+        status: adapter.status(),
+        expiresAt: this.deps.now() + KEEP_CLOSED_MS,
+      });
+      this.expireRecords();
     });
   }
 
+  /**
+   * Shutdown: pending dials are abandoned, egress adapters close first (1001: their source tracks would
+   * otherwise end under them and say 1000), then ingest.
+   */
   closeAll(reason: string, code: number): void {
-    clearInterval(this.keepaliveTimer);
-    for (const a of this.adapters.values()) a.close(reason, code);
+    this.shuttingDown = true;
+    this.shutdown.abort(new Error(reason));
+    const all = this.list();
+    for (const a of all) if (a.direction === "egress") a.close(reason, code);
+    for (const a of all) a.close(reason, code);
+  }
+}
+
+/** Races `p` against a deadline and an abort signal. */
+async function withDeadline<T>(
+  p: Promise<T>,
+  ms: number,
+  signal: AbortSignal,
+): Promise<T | "timeout" | "aborted"> {
+  if (signal.aborted) return "aborted";
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), ms);
+      }),
+      new Promise<"aborted">((resolve) => {
+        onAbort = () => resolve("aborted");
+        signal.addEventListener("abort", onAbort, { once: true });
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal.removeEventListener("abort", onAbort);
   }
 }

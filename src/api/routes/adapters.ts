@@ -65,17 +65,22 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
         if (!url) throw new ApiError("invalid_params", `tracks[${i}].endpoint must be a ws:// or wss:// URL`);
         return { ...t, url };
       });
+      // A client that leaves before the answer abandons its dials: no adapter appears that nobody knows of.
+      const left = new AbortController();
+      const onGone = () => {
+        if (!reply.raw.writableEnded) left.abort(new Error("the HTTP client disconnected before the answer"));
+      };
+      reply.raw.on("close", onGone);
       // Items are independent: dial them in parallel, answer in request order.
       const results: AdapterItemResult[] = await Promise.all(
         items.map(async (t) => {
           const r =
             t.location === "remote"
-              ? await manager.createEgress({
-                  sessionId: t.sessionId!,
-                  trackName: t.trackName!,
-                  endpoint: t.url,
-                })
-              : await manager.createIngest({ trackName: t.trackName!, endpoint: t.url });
+              ? await manager.createEgress(
+                  { sessionId: t.sessionId!, trackName: t.trackName!, endpoint: t.url },
+                  left.signal,
+                )
+              : await manager.createIngest({ trackName: t.trackName!, endpoint: t.url }, left.signal);
           if ("errorCode" in r) return { trackName: t.trackName, ...r };
           return {
             trackName: t.trackName,
@@ -85,8 +90,16 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
           };
         }),
       );
+      reply.raw.off("close", onGone);
+      if (left.signal.aborted) {
+        for (const r of results)
+          if (typeof r.adapterId === "string")
+            manager.close(r.adapterId, "the HTTP client left before the answer");
+        return reply;
+      }
       const anyOk = results.some((r) => !("errorCode" in r));
-      return reply.status(anyOk ? 200 : 503).send({ tracks: results });
+      const onlyQuota = results.every((r) => r.errorCode === "quota_exceeded");
+      return reply.status(anyOk ? 200 : onlyQuota ? 429 : 503).send({ tracks: results });
     });
 
     app.post("/adapters/websocket/close", async (req, reply) => {
@@ -95,17 +108,16 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
       checkCount(body.tracks?.length);
       const results = body.tracks!.map((t, i) => {
         required(t, i, "adapterId");
-        const adapter = manager.get(t.adapterId!);
-        if (!adapter)
+        const r = manager.close(t.adapterId!, "closed by API", 1000);
+        if (r.kind === "unknown")
           return {
             adapterId: t.adapterId,
             errorCode: "adapter_not_found",
             errorDescription: `no adapter ${t.adapterId} in this app`,
           };
-        const bytesProcessed = adapter.bytesProcessed;
-        return adapter.close("closed by API", 1000)
-          ? { adapterId: adapter.id, bytesProcessed }
-          : { adapterId: adapter.id };
+        return r.kind === "closed"
+          ? { adapterId: t.adapterId, bytesProcessed: r.bytesProcessed }
+          : { adapterId: t.adapterId };
       });
       const anyOk = results.some((r) => !("errorCode" in r));
       return reply.status(anyOk ? 200 : 503).send({ tracks: results });
@@ -113,15 +125,15 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
 
     app.get("/adapters/websocket", async (req) => {
       const manager = managerOf(ctx.appOf(req).appId);
-      return { adapters: manager.list().map((a) => a.status()) };
+      return { adapters: manager.statuses() };
     });
 
     app.get("/adapters/websocket/:adapterId", async (req) => {
       const manager = managerOf(ctx.appOf(req).appId);
       const { adapterId } = req.params as { adapterId: string };
-      const adapter = manager.get(adapterId);
-      if (!adapter) throw new ApiError("adapter_not_found", `no adapter ${adapterId} in this app`, 404);
-      return adapter.status();
+      const status = manager.status(adapterId);
+      if (!status) throw new ApiError("adapter_not_found", `no adapter ${adapterId} in this app`, 404);
+      return status;
     });
   };
 }
