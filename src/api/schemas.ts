@@ -15,11 +15,38 @@ export function parseJsonBody(raw: unknown): unknown {
 
 /** Validate with zod; wrong types become 400 decoding_error naming the field. */
 export function decode<T>(schema: z.ZodType<T>, raw: unknown): T {
-  const result = schema.safeParse(parseJsonBody(raw));
+  return validate(schema, parseJsonBody(raw));
+}
+
+function validate<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const path = issue.path.length ? issue.path.join(".") : "body";
   throw new ApiError("decoding_error", `${path}: ${issue.message}`);
+}
+
+/**
+ * `decode` for the batch routes: a `tracks` array longer than `maxTracks` (--max-tracks-per-request) is refused
+ * with 400 invalid_request before any item is validated or looked at, so an oversized request costs no more
+ * than parsing its JSON.
+ */
+export function decodeTracksRequest<T>(schema: z.ZodType<T>, raw: unknown, maxTracks: number): T {
+  const body = parseJsonBody(raw);
+  const tracks = (body as { tracks?: unknown } | null)?.tracks;
+  if (Array.isArray(tracks) && tracks.length > maxTracks)
+    throw new ApiError(
+      "invalid_request",
+      `tracks has ${tracks.length} items, more than the limit (--max-tracks-per-request ${maxTracks})`,
+    );
+  return validate(schema, body);
+}
+
+/** How many m-lines an SDP document has (counted without parsing it). */
+export function countMediaSections(sdp: string): number {
+  let count = sdp.startsWith("m=") ? 1 : 0;
+  for (let i = sdp.indexOf("\nm="); i !== -1; i = sdp.indexOf("\nm=", i + 3)) count++;
+  return count;
 }
 
 export const SessionDescription = z.object({

@@ -103,8 +103,36 @@ export interface TransportStats {
   keyframeRequestsSent: number;
 }
 
+/** What a NoUdpPortError knows about the port range (for logs; the message says it in words). */
+export interface NoUdpPortDetails {
+  /** --rtc-min-port..--rtc-max-port; absent when the OS assigns ports. */
+  range?: [number, number];
+  /** Ports one transport needs (one per host address it gathers on). */
+  needed: number;
+  free?: number;
+  heldBySessions?: number;
+  heldByOthers?: number;
+}
+
+/**
+ * A transport could not bind its UDP port(s): the range is full. Nothing was created (no socket, no handle);
+ * the API answers 503 no_udp_port with the message as its description.
+ */
+export class NoUdpPortError extends Error {
+  override readonly name = "NoUdpPortError";
+  constructor(
+    message: string,
+    readonly details: NoUdpPortDetails,
+  ) {
+    super(message);
+  }
+}
+
 export interface PeerTransport {
-  /** Resolves once local ports and credentials exist (gathering); rejects when no port could be bound. */
+  /**
+   * Resolves once local ports and credentials exist (gathering); rejects with NoUdpPortError when no port
+   * could be bound.
+   */
   readonly ready: Promise<LocalTransportParameters>;
   readonly state: TransportState;
   readonly stateChanged: Signal<TransportState>;

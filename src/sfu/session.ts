@@ -40,6 +40,16 @@ export interface SessionTimings {
   disconnectGraceMs: number;
 }
 
+export interface SessionLimits {
+  /**
+   * Open tracks (published, pulled, or in an offer of ours awaiting renegotiation) one session may have
+   * (--max-tracks-per-session). A tracks/new item beyond it fails alone with quota_exceeded.
+   */
+  tracksPerSession: number;
+}
+
+const NO_LIMITS: SessionLimits = { tracksPerSession: Number.POSITIVE_INFINITY };
+
 /** What a session needs from its app: finding other sessions' tracks, and the hooks for counters. */
 export interface SessionHost {
   findTrack(sessionId: string, trackName: string): Track | undefined;
@@ -64,7 +74,7 @@ export interface RemoteTrackRequest {
 }
 export type TrackRequest = LocalTrackRequest | RemoteTrackRequest;
 
-export type TrackItemError = "not_found_track_error" | "invalid_request";
+export type TrackItemError = "not_found_track_error" | "invalid_request" | "quota_exceeded";
 
 export interface TrackResultItem {
   location?: "local" | "remote";
@@ -162,6 +172,9 @@ interface PendingOffer {
   closes: string[];
 }
 
+/** m-lines plus items above which a negotiation lets the event loop run between its steps (see breathe). */
+const LARGE_NEGOTIATION = 32;
+
 const DEFAULT_PREFERENCE: LayerPreference = { priorityOrdering: "none", ridNotAvailable: "none" };
 
 function mimeType(kind: MediaKind, name: string): string {
@@ -211,6 +224,7 @@ export class Session {
     private readonly host: SessionHost,
     createTransport: (() => PeerTransport) | undefined,
     private readonly timings: SessionTimings,
+    private readonly limits: SessionLimits = NO_LIMITS,
   ) {
     if (createTransport) {
       this.transport = createTransport();
@@ -221,6 +235,14 @@ export class Session {
 
   get hasPeer(): boolean {
     return this.transport !== undefined;
+  }
+
+  /**
+   * Resolves once the transport has its UDP port(s) and credentials; rejects (NoUdpPortError when the port
+   * range is full) when it cannot get them. A session without a peer connection is always ready.
+   */
+  async whenReady(): Promise<void> {
+    if (this.transport) await this.transport.ready;
   }
 
   // ---- internal API (adapters) -------------------------------------------------------------
@@ -271,12 +293,15 @@ export class Session {
 
   /** sessions/new with an offer: accept what the peer sends; tracks/new names it later. */
   answer(offerSdp: string): Promise<string> {
-    return this.negotiation.run(async () => {
+    return this.negotiate(async () => {
       const offer = this.parse("offer", offerSdp);
+      const size = offer.sections.length;
+      await this.breathe(size);
       const local = await this.localParameters();
       const draft = this.answerDraft(offer);
       const state = draft.finish();
       const sdp = writeDescription(state, "answer", local);
+      await this.breathe(size);
       this.commitAnswer(state, offer, [], []);
       return sdp;
     });
@@ -288,7 +313,7 @@ export class Session {
     tracks: TrackRequest[];
     autoDiscover: boolean;
   }): Promise<NegotiationResult> {
-    return this.negotiation.run(() =>
+    return this.negotiate(() =>
       req.offerSdp
         ? this.addTracksWithOffer(req.offerSdp, req.tracks, req.autoDiscover)
         : this.addTracksByOffering(req.tracks),
@@ -297,12 +322,13 @@ export class Session {
 
   /** PUT renegotiate: the client's answer to our last offer. */
   renegotiate(answerSdp: string): Promise<void> {
-    return this.negotiation.run(async () => {
+    return this.negotiate(async () => {
       this.requireTransport();
       const pending = this.pending;
       if (!pending)
         throw new NegotiationError("there is no offer from Patchbay waiting for an answer on this session");
       const answer = this.parse("answer", answerSdp);
+      await this.breathe(answer.sections.length);
       let applied: ReturnType<typeof applyAnswer>;
       try {
         applied = applyAnswer(pending.state, answer);
@@ -333,7 +359,7 @@ export class Session {
     sessionDescription?: SessionDescriptionJson;
     requiresImmediateRenegotiation: boolean;
   }> {
-    return this.negotiation.run(async () => {
+    return this.negotiate(async () => {
       this.requireTransport();
       const items: CloseResultItem[] = [];
       const closing: string[] = [];
@@ -351,6 +377,8 @@ export class Session {
       }
       if (req.offerSdp) {
         const offer = this.parse("offer", req.offerSdp);
+        const size = offer.sections.length + req.mids.length;
+        await this.breathe(size);
         const local = await this.localParameters();
         const draft = this.answerDraft(offer);
         for (const mid of closing) {
@@ -359,6 +387,7 @@ export class Session {
         }
         const state = draft.finish();
         const sdp = writeDescription(state, "answer", local);
+        await this.breathe(size);
         for (const mid of closing) this.closeMid(mid, "closed by API");
         this.commitAnswer(state, offer, [], []);
         return {
@@ -400,12 +429,38 @@ export class Session {
   updateTracks(
     updates: UpdateRequest[],
   ): Promise<{ tracks: UpdateResultItem[]; requiresImmediateRenegotiation: boolean }> {
-    return this.negotiation.run(async () => {
+    return this.negotiate(async () => {
       this.requireTransport();
       const items: UpdateResultItem[] = [];
       for (const u of updates) items.push(this.updateOne(u));
       return { tracks: items, requiresImmediateRenegotiation: false };
     });
+  }
+
+  /**
+   * One negotiation at a time; afterwards the oldest closed tracks beyond --max-tracks-per-session are
+   * forgotten (GET sessions/{id} lists the recent ones as inactive), so churn cannot grow a session forever.
+   */
+  private negotiate<T>(fn: () => Promise<T>): Promise<T> {
+    return this.negotiation.run(async () => {
+      try {
+        return await fn();
+      } finally {
+        this.pruneClosedEntries();
+      }
+    });
+  }
+
+  /**
+   * Between the steps of a large negotiation (parsing, planning, writing the SDP) lets timers and I/O run:
+   * media timing shares this event loop. Nothing is committed before the last step, so the negotiation stays
+   * all-or-nothing; a session closed meanwhile ends it.
+   */
+  private async breathe(size: number): Promise<void> {
+    if (size <= LARGE_NEGOTIATION) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.closeReason)
+      throw new NegotiationError(`the session closed during the negotiation (${this.closeReason})`);
   }
 
   /** Ends every track this session publishes or pulls, and its transport. Idempotent. */
@@ -428,12 +483,16 @@ export class Session {
     autoDiscover: boolean,
   ): Promise<NegotiationResult> {
     const offer = this.parse("offer", offerSdp);
+    const size = offer.sections.length + tracks.length;
+    await this.breathe(size);
     const local = await this.localParameters();
     const draft = this.answerDraft(offer);
     const items: TrackResultItem[] = [];
     const publishes: PlannedPublish[] = [];
     const pulls: PlannedPull[] = [];
     const claimed = new Set<string>();
+    // Our pending offer (if any) is replaced by this answer: only committed tracks count.
+    const quota = this.trackQuota(false);
 
     for (const t of tracks) {
       if (t.location === "local") {
@@ -475,6 +534,10 @@ export class Session {
           items.push(this.fail(t, "invalid_request", `m-line ${mid} already publishes track ${busy.name}`));
           continue;
         }
+        if (!sameBinding && quota.full()) {
+          items.push(this.fail(t, "quota_exceeded", quota.why()));
+          continue;
+        }
         if (t.bidirectionalMediaStream) {
           const why = draft.reserveSend(mid, this.sendSlot(name));
           if (why) {
@@ -483,7 +546,10 @@ export class Session {
           }
         }
         claimed.add(mid);
-        if (!sameBinding) publishes.push({ mid, name });
+        if (!sameBinding) {
+          publishes.push({ mid, name });
+          quota.take();
+        }
         items.push({ location: "local", trackName: name, mid, kind: section.kind as MediaKind });
         continue;
       }
@@ -524,6 +590,10 @@ export class Session {
           continue;
         }
       }
+      if (quota.full()) {
+        items.push(this.fail(t, "quota_exceeded", quota.why()));
+        continue;
+      }
       const why = this.openPullAt(mid)
         ? `m-line ${mid} already carries a pulled track`
         : draft.bindSend(mid, this.sendSpec(source));
@@ -533,6 +603,7 @@ export class Session {
       }
       claimed.add(mid);
       pulls.push({ mid, source, preference: t.simulcast ?? DEFAULT_PREFERENCE });
+      quota.take();
       items.push(this.pullItem(t, mid));
     }
 
@@ -543,16 +614,29 @@ export class Session {
         if (s.kind !== "audio" && s.kind !== "video") continue;
         const current = this.publishing.get(s.mid);
         if (current && !current.ended) continue;
+        if (quota.full()) {
+          items.push({
+            location: "local",
+            mid: s.mid,
+            kind: s.kind,
+            errorCode: "quota_exceeded",
+            errorDescription: quota.why(),
+          });
+          continue;
+        }
         const msidName = o.offered.msid?.trackId;
         const taken = (n: string) => this.localTrack(n) !== undefined || publishes.some((p) => p.name === n);
         const name = msidName && !taken(msidName) ? msidName : randomTrackName();
         publishes.push({ mid: s.mid, name });
+        quota.take();
         items.push({ location: "local", trackName: name, mid: s.mid, kind: s.kind });
       }
     }
 
+    await this.breathe(size);
     const state = draft.finish();
     const sdp = writeDescription(state, "answer", local);
+    await this.breathe(size);
     this.commitAnswer(state, offer, publishes, pulls);
     return {
       requiresImmediateRenegotiation: false,
@@ -568,6 +652,8 @@ export class Session {
     const items: TrackResultItem[] = [];
     const publishes: PlannedPublish[] = [];
     const pulls: PlannedPull[] = [];
+    // Our offer adds to the pending one: what it plans counts.
+    const quota = this.trackQuota(true);
     for (const t of tracks) {
       if (t.location === "local") {
         if (!t.kind || !t.trackName) {
@@ -585,15 +671,24 @@ export class Session {
           items.push(this.fail(t, "invalid_request", `track ${name} is already published on this session`));
           continue;
         }
+        if (quota.full()) {
+          items.push(this.fail(t, "quota_exceeded", quota.why()));
+          continue;
+        }
         const reserve = t.bidirectionalMediaStream ? this.sendSlot(name) : undefined;
         const mid = draft.addReceiveSection(t.kind, reserve);
         publishes.push({ mid, name });
+        quota.take();
         items.push({ location: "local", trackName: name, kind: t.kind, mid });
         continue;
       }
       const source = this.host.findTrack(t.sessionId, t.trackName);
       if (!source) {
         items.push(this.notFound(t));
+        continue;
+      }
+      if (quota.full()) {
+        items.push(this.fail(t, "quota_exceeded", quota.why()));
         continue;
       }
       let mid: string;
@@ -617,6 +712,7 @@ export class Session {
           this.desc = filled;
           const section = this.sectionOf(published);
           if (section) this.bindPull(section, source, t.simulcast ?? DEFAULT_PREFERENCE);
+          quota.take();
           items.push(this.pullItem(t, published));
           continue;
         }
@@ -630,10 +726,12 @@ export class Session {
         mid = draft.addSendSection(source.kind, this.sendSpec(source));
       }
       pulls.push({ mid, source, preference: t.simulcast ?? DEFAULT_PREFERENCE });
+      quota.take();
       items.push(this.pullItem(t, mid));
     }
     if (publishes.length === 0 && pulls.length === 0)
       return { requiresImmediateRenegotiation: false, tracks: items };
+    await this.breathe(base.sections.length + tracks.length);
     const local = await this.localParameters();
     const state = draft.finish();
     const sdp = writeDescription(state, "offer", local);
@@ -911,6 +1009,43 @@ export class Session {
 
   private openEntryAt(mid: string): Entry | undefined {
     return this.entries.find((e) => e.mid === mid && (e.kind === "local" ? !e.track.ended : !e.closed));
+  }
+
+  /**
+   * Room for new tracks under --max-tracks-per-session: open tracks (and, with `pending`, those our offer
+   * awaiting renegotiation plans) count. Tracks the same request stops are not subtracted.
+   */
+  private trackQuota(pending: boolean): { full(): boolean; take(): void; why(): string } {
+    const limit = this.limits.tracksPerSession;
+    let count = 0;
+    for (const e of this.entries) if (e.kind === "local" ? !e.track.ended : !e.closed) count++;
+    if (pending && this.pending) count += this.pending.publishes.length + this.pending.pulls.length;
+    return {
+      full: () => count >= limit,
+      take: () => {
+        count++;
+      },
+      why: () =>
+        `session ${this.id} has ${count} tracks (published, pulled or awaiting renegotiation), the limit (--max-tracks-per-session ${limit})`,
+    };
+  }
+
+  /** Forgets the oldest closed tracks beyond --max-tracks-per-session. */
+  private pruneClosedEntries(): void {
+    const keep = this.limits.tracksPerSession;
+    let closed = 0;
+    for (const e of this.entries) if (e.kind === "local" ? e.track.ended : e.closed) closed++;
+    if (closed <= keep) return;
+    let drop = closed - keep;
+    let kept = 0;
+    for (const e of this.entries) {
+      if (drop > 0 && (e.kind === "local" ? e.track.ended : e.closed)) {
+        drop--;
+        continue;
+      }
+      this.entries[kept++] = e;
+    }
+    this.entries.length = kept;
   }
 
   private closeMid(mid: string, reason: string): void {

@@ -1,12 +1,15 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import { looksLikeSdp } from "../../rtc/negotiation/remote-description.ts";
-import type { LayerPreference } from "../../rtc/peer-transport.ts";
+import { type LayerPreference, NoUdpPortError } from "../../rtc/peer-transport.ts";
+import { type AppLimits, QuotaExceededError } from "../../sfu/app-state.ts";
 import type { Session, TrackRequest } from "../../sfu/session.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
 import {
+  countMediaSections,
   decode,
+  decodeTracksRequest,
   RenegotiateBody,
   SessionsNewBody,
   type SimulcastPreference,
@@ -38,9 +41,14 @@ function layerPreference(s: z.infer<typeof SimulcastPreference> | undefined): La
   return pref;
 }
 
+/**
+ * The SDP of a request body, checked for its type and size: at most twice --max-tracks-per-session m-lines
+ * (closed m-lines stay in a session's description until they are reused), counted before anything parses it.
+ */
 function requireSdp(
   desc: { type: string; sdp: string } | undefined,
   type: "offer" | "answer",
+  limits: AppLimits,
 ): string | undefined {
   if (!desc) return undefined;
   if (desc.type !== type)
@@ -53,7 +61,34 @@ function requireSdp(
       "invalid_request",
       "sessionDescription.sdp is not an SDP document (expected v=0 and an m= line)",
     );
+  const max = 2 * limits.tracksPerSession;
+  const sections = countMediaSections(desc.sdp);
+  if (sections > max)
+    throw new ApiError(
+      "invalid_request",
+      `the ${type} has ${sections} m-lines, more than a session may carry (twice --max-tracks-per-session ${limits.tracksPerSession})`,
+    );
   return desc.sdp;
+}
+
+/** no_udp_port warnings: the first of each minute is logged, with how many were left out before it. */
+const NO_PORT_LOG_INTERVAL_MS = 60_000;
+const noPortLog = new WeakMap<RouteContext, { last: number; suppressed: number }>();
+
+/** A session refused for lack of a UDP port: one warning (rate-limited), then the 503. */
+function noUdpPort(ctx: RouteContext, appId: string, err: NoUdpPortError): ApiError {
+  const now = Date.now();
+  const state = noPortLog.get(ctx) ?? { last: Number.NEGATIVE_INFINITY, suppressed: 0 };
+  noPortLog.set(ctx, state);
+  if (now - state.last >= NO_PORT_LOG_INTERVAL_MS) {
+    ctx.logger.warn(
+      { appId, ...err.details, suppressedSinceLast: state.suppressed },
+      `session refused: no free UDP port (${err.message})`,
+    );
+    state.last = now;
+    state.suppressed = 0;
+  } else state.suppressed++;
+  return new ApiError("no_udp_port", err.message);
 }
 
 /** werift rejects bad SDP by throwing; clients get a 400 with its reason instead of a 500. */
@@ -62,13 +97,18 @@ async function negotiate<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (err) {
     if (err instanceof ApiError) throw err;
+    if (err instanceof QuotaExceededError) throw new ApiError("quota_exceeded", err.message);
+    if (err instanceof NoUdpPortError) throw new ApiError("no_udp_port", err.message);
     throw new ApiError("negotiation_error", `${what} failed: ${(err as Error).message ?? String(err)}`);
   }
 }
 
 export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
-  /** The session named in the URL; `negotiable` refuses adapter sessions (they have no peer connection). */
-  const sessionOf = (req: FastifyRequest, negotiable = true): Session => {
+  /**
+   * The session named in the URL and its app's limits; `negotiable` refuses adapter sessions (they have no
+   * peer connection).
+   */
+  const sessionOf = (req: FastifyRequest, negotiable = true): { session: Session; limits: AppLimits } => {
     const state = ctx.appOf(req).state;
     const { sessionId } = req.params as SessionParams;
     const found = state.lookup(sessionId);
@@ -78,19 +118,33 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
           "invalid_request",
           `session ${sessionId} belongs to an adapter and has no peer connection`,
         );
-      return found.session;
+      return { session: found.session, limits: state.limits };
     }
     if (found.reason === "gone") throw new ApiError("session_error", `session ${sessionId} is closed`, 410);
     throw new ApiError("session_error", `no session ${sessionId} in this app`, 404);
   };
 
   app.post("/sessions/new", async (req, reply) => {
-    const state = ctx.appOf(req).state;
+    const { appId, state } = ctx.appOf(req);
     const body = decode(SessionsNewBody, req.body);
-    const offer = requireSdp(body.sessionDescription, "offer");
+    const offer = requireSdp(body.sessionDescription, "offer", state.limits);
     // Cloudflare: "Session is intended to connect to an ICE-lite peer like a third party SFU/server".
     const thirdparty = queryFlag((req.query as Record<string, unknown>).thirdparty);
-    const session = state.createSession({ peer: true, thirdparty });
+    let session: Session;
+    try {
+      session = state.createSession({ peer: true, thirdparty });
+    } catch (err) {
+      if (err instanceof QuotaExceededError) throw new ApiError("quota_exceeded", err.message);
+      throw err;
+    }
+    try {
+      // The UDP port is bound now, with or without an offer: a session that cannot have one is not handed out.
+      await session.whenReady();
+    } catch (err) {
+      session.close("no UDP port");
+      if (err instanceof NoUdpPortError) throw noUdpPort(ctx, appId, err);
+      throw err;
+    }
     if (!offer) return reply.status(201).send({ sessionId: session.id });
     try {
       const sdp = await negotiate("applying the offer", () => session.answer(offer));
@@ -102,14 +156,14 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
 
   app.get("/sessions/:sessionId", async (req) => {
-    const session = sessionOf(req, false);
+    const { session } = sessionOf(req, false);
     return { tracks: session.tracks(), dataChannels: [] };
   });
 
   app.post("/sessions/:sessionId/tracks/new", async (req) => {
-    const session = sessionOf(req);
-    const body = decode(TracksNewBody, req.body);
-    const offer = requireSdp(body.sessionDescription, "offer");
+    const { session, limits } = sessionOf(req);
+    const body = decodeTracksRequest(TracksNewBody, req.body, limits.tracksPerRequest);
+    const offer = requireSdp(body.sessionDescription, "offer", limits);
     const tracks: TrackRequest[] = (body.tracks ?? []).map((t, i) => {
       if (t.location === "remote") {
         if (!t.sessionId || !t.trackName)
@@ -145,16 +199,16 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
 
   app.put("/sessions/:sessionId/renegotiate", async (req) => {
-    const session = sessionOf(req);
+    const { session, limits } = sessionOf(req);
     const body = decode(RenegotiateBody, req.body);
-    const answer = requireSdp(body.sessionDescription, "answer")!;
+    const answer = requireSdp(body.sessionDescription, "answer", limits)!;
     await negotiate("renegotiation", () => session.renegotiate(answer));
     return {};
   });
 
   app.put("/sessions/:sessionId/tracks/update", async (req) => {
-    const session = sessionOf(req);
-    const body = decode(TracksUpdateBody, req.body);
+    const { session, limits } = sessionOf(req);
+    const body = decodeTracksRequest(TracksUpdateBody, req.body, limits.tracksPerRequest);
     if (body.tracks.length === 0) throw new ApiError("invalid_request", "tracks must name at least one mid");
     return negotiate("tracks/update", () =>
       session.updateTracks(
@@ -170,10 +224,10 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   });
 
   app.put("/sessions/:sessionId/tracks/close", async (req) => {
-    const session = sessionOf(req);
-    const body = decode(TracksCloseBody, req.body);
+    const { session, limits } = sessionOf(req);
+    const body = decodeTracksRequest(TracksCloseBody, req.body, limits.tracksPerRequest);
     if (body.tracks.length === 0) throw new ApiError("invalid_request", "tracks must name at least one mid");
-    const offer = requireSdp(body.sessionDescription, "offer");
+    const offer = requireSdp(body.sessionDescription, "offer", limits);
     return negotiate("tracks/close", () =>
       session.closeTracks({ mids: body.tracks.map((t) => t.mid), offerSdp: offer, force: !!body.force }),
     );
