@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
+import { consoleSignInUrl, isLoopbackHost } from "./api/routes/console.ts";
 import { type Config, ConfigError, configHelp, loadConfig } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { startServer } from "./server.ts";
@@ -37,39 +38,77 @@ function reachableUrl(url: string): string {
   return u.origin;
 }
 
-function banner(url: string, apps: AppRegistry<unknown>, created: AppCredentials | undefined): string {
+/** Single-quoted for a POSIX shell. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'"'"'`)}'`;
+}
+
+/**
+ * What a person reads in the terminal. An app secret appears here at most once in the life of a data
+ * directory: when this start created the default app. Afterwards the banner says where it is stored, and
+ * the console gets signed in through a one-time link (a single-use token in the URL fragment, redeemed by
+ * POST /console/signin; loopback servers only).
+ */
+function banner(
+  url: string,
+  config: Config,
+  apps: AppRegistry<unknown>,
+  created: AppCredentials | undefined,
+): string {
   const base = reachableUrl(url);
   const list = apps.list();
   const first = list[0];
   const source = apps.source;
-  const lines = [
-    `Patchbay ${version()} is running.`,
-    "",
-    `  Console   ${base}/`,
+  const loopback = isLoopbackHost(config.http.host);
+  const lines = [`Patchbay ${version()} is running.`, ""];
+  if (source.kind === "default" && loopback) {
+    lines.push(
+      `  Console   ${consoleSignInUrl(base, first.appId)}`,
+      "            one-time sign-in link: opens the console signed in (once, within an hour, this run only)",
+    );
+  } else {
+    lines.push(`  Console   ${base}/   (sign in with an app id and its secret)`);
+  }
+  lines.push(
     `  Health    ${base}/healthz`,
     `  Metrics   ${base}/metrics`,
     `  API base  ${base}/v1/apps/${first.appId}`,
-    "",
-  ];
-  if (source.kind === "default") {
+  );
+  if (config.examples && !loopback) {
     lines.push(
-      `  App id    ${first.appId}${created ? "   (new default app)" : ""}`,
-      `  Secret    ${first.secret}`,
-      `            stored in ${source.path} (delete it to get a new id and secret)`,
+      `  Examples  ${base}/examples need ?token= (GET /examples/token?appId=… with the app secret); --no-examples turns them off`,
     );
+  }
+  lines.push("");
+  if (source.kind === "default") {
+    lines.push(`  App id    ${first.appId}${created ? "   (new default app)" : ""}`);
+    if (created) {
+      lines.push(
+        `  Secret    ${created.secret}`,
+        `            shown this once; stored in ${source.path} (delete it to get a new id and secret)`,
+      );
+    } else {
+      lines.push(`  Secret    not shown again: stored in ${source.path}`);
+    }
   } else {
     const where = source.kind === "file" ? `the apps file ${source.path}` : "PATCHBAY_APPS";
     for (const app of list) lines.push(`  App id    ${app.appId}${app.name ? `   (${app.name})` : ""}`);
     lines.push(`  Secrets   as configured in ${where} (not printed)`);
   }
-  const secret = source.kind === "default" ? first.secret : "<secret>";
+  lines.push("", "  Create a session:");
+  if (source.kind === "default") {
+    lines.push(`  SECRET=$(node -p 'require(process.argv[1]).secret' ${shellQuote(source.path)})`);
+  }
   lines.push(
-    "",
-    "  Create a session:",
-    `  curl -X POST -H "Authorization: Bearer ${secret}" ${base}/v1/apps/${first.appId}/sessions/new`,
+    `  curl -X POST -H "Authorization: Bearer $SECRET" ${base}/v1/apps/${first.appId}/sessions/new`,
     "",
   );
   return lines.join("\n");
+}
+
+/** The logger's own choice between pino-pretty and JSON lines (see createLogger). */
+function prettyLogs(config: Config): boolean {
+  return config.log.format === "pretty" || (config.log.format === "auto" && process.stdout.isTTY === true);
 }
 
 function signalExitCode(signal: NodeJS.Signals): number {
@@ -146,7 +185,21 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   }
   handleShutdown(logger, () => server.close());
   logger.info({ url: server.url, apps: loaded.registry.list().map((a) => a.appId) }, "listening");
-  process.stdout.write(banner(server.url, loaded.registry, loaded.created));
+  if (prettyLogs(config)) {
+    process.stdout.write(banner(server.url, config, loaded.registry, loaded.created));
+  } else {
+    // JSON lines go to log collectors: no banner between them, no secret and no sign-in link in them.
+    const source = loaded.registry.source;
+    logger.info(
+      {
+        console: `${reachableUrl(server.url)}/`,
+        ...(source.kind === "default" ? { secretStoredIn: source.path } : {}),
+      },
+      source.kind === "default"
+        ? `sign in with the app id and the secret stored in ${source.path}`
+        : "sign in with a configured app id and its secret",
+    );
+  }
   return undefined;
 }
 

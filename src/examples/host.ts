@@ -32,15 +32,22 @@ export interface ExampleEndpointInfo {
   description: string;
 }
 
+export type UpgradeDecision = Refusal | ((ws: WebSocket) => void);
+
 export interface Example {
   readonly name: string;
   readonly description: string;
   readonly endpoints: readonly ExampleEndpointInfo[];
   /**
-   * Decides on an upgrade to `<prefix>/<name><subpath>`: a refusal, or the handler of the accepted socket.
-   * Handlers must catch their own errors; the host also guards the call.
+   * Decides on an upgrade to `<prefix>/<name><subpath>`: a refusal, or the handler of the accepted socket
+   * (or a promise of either, for a decision that needs I/O). Handlers must catch their own errors; the host
+   * also guards the call.
    */
-  upgrade(subpath: string, query: URLSearchParams, req: IncomingMessage): Refusal | ((ws: WebSocket) => void);
+  upgrade(
+    subpath: string,
+    query: URLSearchParams,
+    req: IncomingMessage,
+  ): UpgradeDecision | Promise<UpgradeDecision>;
   /** Ends the example's connections and work (waits for files being written). */
   close(): Promise<void>;
 }
@@ -52,6 +59,13 @@ export interface ExampleHostOptions {
   logger: ExampleLogger;
   /** Largest incoming message. Default 1 MiB (egress frames are 3 840 bytes). */
   maxPayload?: number;
+  /** Sockets open at once over all examples; more are refused with 429. Default 256. */
+  maxConnections?: number;
+  /**
+   * Decides whether a request may reach the examples at all (before the example is looked up): a refusal,
+   * or undefined to go on. Default: everyone (a standalone example on its own port).
+   */
+  authorize?: (req: IncomingMessage, query: URLSearchParams) => Refusal | undefined;
 }
 
 export class ExampleHost {
@@ -61,6 +75,8 @@ export class ExampleHost {
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<WebSocket>();
   private readonly detach: (() => void)[] = [];
+  private readonly maxConnections: number;
+  private readonly authorize: ExampleHostOptions["authorize"];
   private closing: Promise<void> | undefined;
 
   constructor(opts: ExampleHostOptions) {
@@ -70,6 +86,8 @@ export class ExampleHost {
     this.prefix = opts.prefix;
     this.examples = new Map(opts.examples.map((e) => [e.name, e]));
     this.logger = opts.logger;
+    this.maxConnections = opts.maxConnections ?? 256;
+    this.authorize = opts.authorize;
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: opts.maxPayload ?? 1024 * 1024,
@@ -111,6 +129,11 @@ export class ExampleHost {
       refuse(socket, { status: 503, message: "shutting down" });
       return true;
     }
+    const denied = this.authorize?.(req, url.searchParams);
+    if (denied) {
+      refuse(socket, denied);
+      return true;
+    }
     const rest = url.pathname.slice(root.length);
     const slash = rest.indexOf("/");
     const name = slash === -1 ? rest : rest.slice(0, slash);
@@ -123,16 +146,44 @@ export class ExampleHost {
       });
       return true;
     }
-    let decision: Refusal | ((ws: WebSocket) => void);
+    if (this.sockets.size >= this.maxConnections) {
+      refuse(socket, { status: 429, message: `too many example connections (${this.maxConnections})` });
+      return true;
+    }
+    let decision: UpgradeDecision | Promise<UpgradeDecision>;
     try {
       decision = example.upgrade(subpath, url.searchParams, req);
     } catch (err) {
-      this.logger.error({ err, example: name, url: req.url }, "example upgrade failed");
+      this.logger.error({ err, example: name, path: url.pathname }, "example upgrade failed");
       decision = { status: 500, message: "example failed" };
     }
+    if (decision instanceof Promise) {
+      decision.then(
+        (d) => this.complete(name, d, req, socket, head),
+        (err: unknown) => {
+          this.logger.error({ err, example: name, path: url.pathname }, "example upgrade failed");
+          this.complete(name, { status: 500, message: "example failed" }, req, socket, head);
+        },
+      );
+    } else {
+      this.complete(name, decision, req, socket, head);
+    }
+    return true;
+  }
+
+  /** Answers an upgrade once its example decided. */
+  private complete(
+    name: string,
+    decision: UpgradeDecision,
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+  ): void {
+    if (socket.destroyed) return;
+    if (this.closing) decision = { status: 503, message: "shutting down" };
     if (typeof decision !== "function") {
       refuse(socket, decision);
-      return true;
+      return;
     }
     const onOpen = decision;
     try {
@@ -151,7 +202,6 @@ export class ExampleHost {
       this.logger.warn({ err, example: name }, "WebSocket handshake failed");
       socket.destroy();
     }
-    return true;
   }
 
   /** Closes every socket (1001), then the examples; idempotent. */

@@ -7,6 +7,7 @@
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { ExamplesAccess } from "./access.ts";
 import { type Example, ExampleHost, type ExampleLogger } from "./host.ts";
 import { ExamplesWorker } from "./worker-client.ts";
 
@@ -74,7 +75,21 @@ export async function runStandalone(
   const worker = new ExamplesWorker();
   const example = build(worker, consoleLogger("example"));
   const logger = consoleLogger(example.name);
-  const host = new ExampleHost({ prefix: "", examples: [example], logger });
+  // No apps here, so no tokens: on loopback, other sites' pages (Origin, DNS rebinding) are still refused;
+  // beyond loopback anyone who reaches the port may use the example (within its own limits).
+  const access = new ExamplesAccess({ bindHost: args.host, requireToken: false, apps: () => [] });
+  if (!access.loopbackOnly) {
+    logger.warn(
+      { host: args.host },
+      "listening beyond loopback without authentication: anyone who reaches this port can use the example",
+    );
+  }
+  const host = new ExampleHost({
+    prefix: "",
+    examples: [example],
+    logger,
+    authorize: (req, query) => access.check(req.headers, query),
+  });
   const server = createServer((req, res) => {
     const endpoints = example.endpoints.map((e) => `/${example.name}${e.path}`).join(", ");
     res.writeHead(426, { "content-type": "text/plain; charset=utf-8", upgrade: "websocket" });

@@ -10,10 +10,16 @@
 //   repeat  1/true: say it again and again, `gap` ms of silence apart, until the socket closes (so a
 //           listener who joins late still hears it)
 //   gap     pause between repetitions in ms, 0–60000 (default 1000)
+//
+// Bounded work (an endpoint anyone who may reach it can call): at most `maxSyntheses` clips are synthesized
+// at once (a request for a clip that is neither cached nor being made is refused with 429 above that), at
+// most `maxConnections` sockets are open, the text is at most 1000 characters, and the clips in memory (the
+// LRU cache, at most `cacheBytes`, and the clips held by open sockets) stay within `memoryBytes`: a socket
+// whose clip does not fit is closed with 1013 (try again later).
 
 import type { WebSocket } from "ws";
 import { BYTES_PER_MS, sendBurst } from "../client/endpoint.ts";
-import type { Example, ExampleLogger, Refusal } from "./host.ts";
+import type { Example, ExampleLogger, Refusal, UpgradeDecision } from "./host.ts";
 import { checkSpeechOptions, DEFAULT_VOICE, DEFAULT_WORDS_PER_MINUTE } from "./speech.ts";
 
 export const DEFAULT_TTS_TEXT =
@@ -31,8 +37,14 @@ export interface TtsOptions {
   defaultText?: string;
   /** Payload bytes per Packet. Default 16 384. */
   chunkBytes?: number;
-  /** Synthesized clips kept for reuse (same text, voice and rate). Default 16. */
-  cacheEntries?: number;
+  /** Synthesized clips kept for reuse (same text, voice and rate), in bytes. Default 32 MiB. */
+  cacheBytes?: number;
+  /** Clips in memory at once: the cache plus the clips open sockets still hold. Default 64 MiB. */
+  memoryBytes?: number;
+  /** Syntheses running or queued at once; more are refused with 429. Default 4. */
+  maxSyntheses?: number;
+  /** Sockets open at once; more are refused with 429. Default 16. */
+  maxConnections?: number;
 }
 
 interface TtsRequest {
@@ -62,6 +74,10 @@ function parseRequest(query: URLSearchParams, defaultText: string): TtsRequest |
   return { text, voice, wordsPerMinute, repeat: repeatText === "1" || repeatText === "true", gapMs };
 }
 
+function cacheKey(req: Pick<TtsRequest, "text" | "voice" | "wordsPerMinute">): string {
+  return `${req.voice}\u0000${req.wordsPerMinute}\u0000${req.text}`;
+}
+
 export class TtsExample implements Example {
   readonly name = "tts";
   readonly description =
@@ -76,55 +92,157 @@ export class TtsExample implements Example {
     },
   ];
   private readonly opts: TtsOptions;
-  private readonly cache = new Map<string, Promise<Int16Array>>();
+  private readonly cacheLimit: number;
+  private readonly memoryLimit: number;
+  private readonly maxSyntheses: number;
+  private readonly maxConnections: number;
+  /** Finished clips by request, least recently used first; `cachedBytes` in total. */
+  private readonly cache = new Map<string, Int16Array>();
+  private cachedBytes = 0;
+  /** Syntheses in progress, shared by every request for the same clip. */
+  private readonly inflight = new Map<string, Promise<Int16Array>>();
+  /** Clips open sockets still need (sending, or repeating), with how many sockets hold each. */
+  private readonly held = new Map<Int16Array, number>();
+  private sockets = 0;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private closed = false;
 
   constructor(opts: TtsOptions) {
     this.opts = opts;
+    this.cacheLimit = opts.cacheBytes ?? 32 * 1024 * 1024;
+    this.memoryLimit = Math.max(this.cacheLimit, opts.memoryBytes ?? 64 * 1024 * 1024);
+    this.maxSyntheses = opts.maxSyntheses ?? 4;
+    this.maxConnections = opts.maxConnections ?? 16;
   }
 
-  upgrade(subpath: string, query: URLSearchParams): Refusal | ((ws: WebSocket) => void) {
+  upgrade(subpath: string, query: URLSearchParams): UpgradeDecision {
     if (subpath !== "" && subpath !== "/") return { status: 404, message: `no tts endpoint at ${subpath}` };
     const req = parseRequest(query, this.opts.defaultText ?? DEFAULT_TTS_TEXT);
     if ("status" in req) return req;
+    if (this.sockets >= this.maxConnections) {
+      return { status: 429, message: `too many tts connections (${this.maxConnections}); try again later` };
+    }
+    const key = cacheKey(req);
+    if (!this.cache.has(key) && !this.inflight.has(key) && this.inflight.size >= this.maxSyntheses) {
+      return {
+        status: 429,
+        message: `tts busy: ${this.inflight.size} texts are being synthesized; try again in a moment`,
+      };
+    }
     return (ws) => this.serve(ws, req);
+  }
+
+  /** Bytes of clips in memory: the cache, plus clips held by sockets that are not (or no longer) cached. */
+  get memoryInUse(): number {
+    let bytes = this.cachedBytes;
+    for (const clip of this.held.keys()) if (!this.isCached(clip)) bytes += clip.byteLength;
+    return bytes;
+  }
+
+  private isCached(clip: Int16Array): boolean {
+    for (const c of this.cache.values()) if (c === clip) return true;
+    return false;
+  }
+
+  /** Drops the least recently used clip; false when the cache is empty. */
+  private evictOne(except?: string): boolean {
+    for (const [key, clip] of this.cache) {
+      if (key === except) continue;
+      this.cache.delete(key);
+      this.cachedBytes -= clip.byteLength;
+      return true;
+    }
+    return false;
+  }
+
+  /** Caches a new clip when it fits the cache and the memory budget, evicting older clips. */
+  private remember(key: string, clip: Int16Array): void {
+    if (this.closed || clip.byteLength > this.cacheLimit) return;
+    this.cache.set(key, clip);
+    this.cachedBytes += clip.byteLength;
+    while (
+      (this.cachedBytes > this.cacheLimit || this.memoryInUse > this.memoryLimit) &&
+      this.evictOne(key)
+    ) {}
+    if (this.memoryInUse > this.memoryLimit) {
+      this.cache.delete(key);
+      this.cachedBytes -= clip.byteLength;
+    }
   }
 
   /** Synthesized speech for a request, from the cache when the same text was spoken recently. */
   speech(req: Pick<TtsRequest, "text" | "voice" | "wordsPerMinute">): Promise<Int16Array> {
-    const key = `${req.voice}\u0000${req.wordsPerMinute}\u0000${req.text}`;
-    let clip = this.cache.get(key);
-    if (clip) {
-      this.cache.delete(key); // re-inserted below: most recently used last
-    } else {
-      clip = this.opts.synthesize(req.text, { voice: req.voice, wordsPerMinute: req.wordsPerMinute });
-      const created = clip;
-      created.catch(() => {
-        if (this.cache.get(key) === created) this.cache.delete(key);
-      });
+    const key = cacheKey(req);
+    const cached = this.cache.get(key);
+    if (cached) {
+      this.cache.delete(key); // re-inserted: most recently used last
+      this.cache.set(key, cached);
+      return Promise.resolve(cached);
     }
-    this.cache.set(key, clip);
-    while (this.cache.size > (this.opts.cacheEntries ?? 16))
-      this.cache.delete(this.cache.keys().next().value!);
+    let clip = this.inflight.get(key);
+    if (!clip) {
+      clip = this.opts
+        .synthesize(req.text, { voice: req.voice, wordsPerMinute: req.wordsPerMinute })
+        .then((pcm) => {
+          this.remember(key, pcm);
+          return pcm;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, clip);
+    }
     return clip;
+  }
+
+  /** Takes a reference on a clip for a socket; false when it does not fit the memory budget. */
+  private hold(clip: Int16Array): boolean {
+    const n = this.held.get(clip);
+    if (n !== undefined || this.isCached(clip)) {
+      this.held.set(clip, (n ?? 0) + 1);
+      return true;
+    }
+    while (this.memoryInUse + clip.byteLength > this.memoryLimit && this.evictOne()) {}
+    if (this.memoryInUse + clip.byteLength > this.memoryLimit) return false;
+    this.held.set(clip, 1);
+    return true;
+  }
+
+  private release(clip: Int16Array): void {
+    const n = this.held.get(clip) ?? 0;
+    if (n <= 1) this.held.delete(clip);
+    else this.held.set(clip, n - 1);
   }
 
   private serve(ws: WebSocket, req: TtsRequest): void {
     const log = this.opts.logger;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let holding: Int16Array | undefined;
+    const letGo = () => {
+      if (holding) this.release(holding);
+      holding = undefined;
+    };
     const stop = () => {
+      letGo();
       if (timer === undefined) return;
       clearTimeout(timer);
       this.timers.delete(timer);
       timer = undefined;
     };
+    this.sockets++;
     // Ingest sends nothing but pings; anything else is ignored.
     ws.on("message", () => {});
-    ws.once("close", stop);
+    ws.once("close", () => {
+      this.sockets--;
+      stop();
+    });
     this.speech(req).then(
       (pcm) => {
         if (this.closed || ws.readyState !== ws.OPEN) return;
+        if (!this.hold(pcm)) {
+          log.info({ clipBytes: pcm.byteLength }, "tts: memory budget full, connection refused");
+          ws.close(1013, "tts busy (memory budget for clips full); try again later");
+          return;
+        }
+        holding = pcm;
         const clipMs = pcm.byteLength / BYTES_PER_MS;
         const periodMs = clipMs + req.gapMs;
         const t0 = performance.now();
@@ -134,10 +252,11 @@ export class TtsExample implements Example {
           if (this.closed || ws.readyState !== ws.OPEN) return;
           // Skip a repetition rather than pile up audio if the adapter is not reading (back-pressure).
           if (ws.bufferedAmount < 2 * pcm.byteLength) {
-            sendBurst(ws, pcm, { chunkBytes: this.opts.chunkBytes ?? 16_384 }).catch((err: unknown) =>
-              log.debug({ err }, "tts: send failed"),
-            );
-          }
+            const sent = sendBurst(ws, pcm, { chunkBytes: this.opts.chunkBytes ?? 16_384 });
+            // Said once: the clip is no longer needed once the socket has taken it.
+            if (!req.repeat) void sent.then(letGo, letGo);
+            sent.catch((err: unknown) => log.debug({ err }, "tts: send failed"));
+          } else if (!req.repeat) letGo();
           n++;
           if (!req.repeat) return;
           // Absolute schedule: repetition n starts at t0 + n × (clip + gap).
@@ -154,9 +273,9 @@ export class TtsExample implements Example {
         log.info({ chars: req.text.length, clipMs: Math.round(clipMs), repeat: req.repeat }, "tts: spoke");
       },
       (err: unknown) => {
-        log.info({ err }, "tts: synthesis failed");
-        if (ws.readyState === ws.OPEN)
-          ws.close(1011, closeReason(err instanceof Error ? err.message : "synthesis failed"));
+        const reason = err instanceof Error ? err.message : "synthesis failed";
+        log.info({ reason, voice: req.voice }, "tts: synthesis failed");
+        if (ws.readyState === ws.OPEN) ws.close(1011, closeReason(reason));
       },
     );
   }
@@ -166,6 +285,8 @@ export class TtsExample implements Example {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     this.cache.clear();
+    this.cachedBytes = 0;
+    this.held.clear();
   }
 }
 

@@ -1,7 +1,8 @@
 // One worker thread shared by the examples of a process, for work that would otherwise block the event loop
-// that paces every adapter's media: speech synthesis (~100 ms per sentence) and WAV encoding (~15 ms per
-// second of audio). Started on first use, unref'd while idle (it never keeps a process alive), restarted
-// after a crash or a timeout.
+// that paces every adapter's media: speech synthesis (~100 ms per sentence; the tts example keeps at most a
+// few jobs queued). `rawToWav` (WAV encoding with wavefile, ~15 ms per second of audio) remains for callers
+// of the old recorder API; the recorder now streams its WAV files itself. Started on first use, unref'd
+// while idle (it never keeps a process alive), restarted after a crash or a timeout.
 
 import { Worker } from "node:worker_threads";
 

@@ -5,9 +5,10 @@
  * 1280×800 and 390×844.
  *
  * Part 1 uses WebSocket endpoints of this test (test/helpers/ws-endpoints.ts), typed into the custom URL
- * field. Part 2 uses the built-in example endpoints (/examples/tts, /examples/recorder, /examples/echo) and
- * skips itself when this server does not serve them. Part 3 checks GET /console/bootstrap (the route that
- * prefills the default app on localhost) in-process.
+ * field. Part 2 uses the built-in example endpoints (/examples/tts, /examples/recorder, /examples/echo),
+ * which the test server must serve. Part 3 checks the sign-in routes in-process: GET /console/bootstrap
+ * never hands out a secret, POST /console/signin redeems a one-time token once. Part 4 opens a one-time
+ * sign-in link in Chromium.
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
@@ -17,9 +18,10 @@ import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import Fastify, { type FastifyInstance } from "fastify";
 import type { Locator, Page } from "playwright-core";
-import { consoleRoutes } from "../../src/api/routes/console.ts";
+import { consoleRoutes, consoleSignInUrl, issueConsoleSignIn } from "../../src/api/routes/console.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
+import { type RunningServer, startServer } from "../../src/server.ts";
 import { AppRegistry } from "../../src/sfu/apps.ts";
 import { type BrowserHarness, launchBrowser, pollUntil } from "../helpers/browser.ts";
 import { startTestServer, TEST_APPS, type TestServer } from "../helpers/server.ts";
@@ -405,13 +407,9 @@ describe("console: the built-in example endpoints (/examples/tts, /examples/reco
   let page: Page;
   let log: string[];
   let pageErrors: string[];
-  let served = false;
 
   before(async () => {
     server = await startTestServer();
-    const res = await fetch(`${server.url}/examples/recorder/files`).catch(() => undefined);
-    served = res?.ok ?? false;
-    if (!served) return;
     browser = await launchBrowser(server.url);
     ({ page, log, pageErrors } = await openConsole(browser, server.url));
     await page.waitForSelector("#signin-view:not([hidden])");
@@ -424,11 +422,7 @@ describe("console: the built-in example endpoints (/examples/tts, /examples/reco
   });
 
   const step = (name: string, fn: () => Promise<void>) =>
-    test(name, { timeout: STEP_TIMEOUT }, async (t) => {
-      if (!served) {
-        t.skip("this server does not serve /examples yet");
-        return;
-      }
+    test(name, { timeout: STEP_TIMEOUT }, async () => {
       try {
         await fn();
       } catch (err) {
@@ -436,6 +430,15 @@ describe("console: the built-in example endpoints (/examples/tts, /examples/reco
         throw err;
       }
     });
+
+  step("the server serves the examples and the console offers them", async () => {
+    const res = await fetch(`${server.url}/examples/recorder/files`);
+    assert.equal(res.status, 200, "GET /examples/recorder/files");
+    const enabled = await page
+      .locator("#examples-group option")
+      .evaluateAll((options) => options.map((o) => !(o as HTMLOptionElement).disabled));
+    assert.deepEqual(enabled, [true, true, true]);
+  });
 
   let recorderId = "";
 
@@ -500,11 +503,11 @@ describe("console: the built-in example endpoints (/examples/tts, /examples/reco
 
 // ---------------------------------------------------------------------------------------------------------
 
-describe("GET /console/bootstrap: the default app only for this machine's own same-origin page", () => {
+describe("console sign-in: /console/bootstrap never hands out a secret; one-time links do, once", () => {
   const dirs: string[] = [];
   const apps: FastifyInstance[] = [];
 
-  async function bootstrapApp(opts: { host?: string; env?: Record<string, string> } = {}) {
+  async function consoleApp(opts: { host?: string; env?: Record<string, string> } = {}) {
     const dataDir = mkdtempSync(join(tmpdir(), "patchbay-console-"));
     dirs.push(dataDir);
     const config = loadConfig(
@@ -515,14 +518,17 @@ describe("GET /console/bootstrap: the default app only for this machine's own sa
     const app = Fastify();
     consoleRoutes(app, { apps: registry, config });
     apps.push(app);
-    return { app, registry };
+    return { app, registry, path: join(dataDir, "default-app.json") };
   }
 
-  type Body = { examples: boolean; app: { appId: string; secret: string } | null; reason?: string };
-  const get = async (
-    app: FastifyInstance,
-    opts: { remoteAddress?: string; headers?: Record<string, string> } = {},
-  ) => {
+  type Body = {
+    examples: boolean;
+    examplesToken: boolean;
+    defaultApp: { appId: string; secretStoredIn: string } | null;
+    signIn: string;
+  };
+  type Request = { remoteAddress?: string; headers?: Record<string, string> };
+  const get = async (app: FastifyInstance, opts: Request = {}) => {
     const res = await app.inject({
       method: "GET",
       url: "/console/bootstrap",
@@ -531,7 +537,18 @@ describe("GET /console/bootstrap: the default app only for this machine's own sa
     });
     assert.equal(res.statusCode, 200);
     assert.equal(res.headers["cache-control"], "no-store");
-    return res.json() as Body;
+    return { body: res.json() as Body, text: res.body };
+  };
+  const redeem = async (app: FastifyInstance, token: string, opts: Request = {}) => {
+    const res = await app.inject({
+      method: "POST",
+      url: "/console/signin",
+      remoteAddress: opts.remoteAddress ?? "127.0.0.1",
+      headers: { host: "127.0.0.1:8787", "content-type": "application/json", ...opts.headers },
+      payload: JSON.stringify({ token }),
+    });
+    assert.equal(res.headers["cache-control"], "no-store");
+    return { status: res.statusCode, body: res.json() as Record<string, string> };
   };
 
   after(async () => {
@@ -539,48 +556,204 @@ describe("GET /console/bootstrap: the default app only for this machine's own sa
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
-  test("a same-origin loopback request to a loopback server gets the default app", async () => {
-    const { app, registry } = await bootstrapApp();
-    const body = await get(app, { headers: { "sec-fetch-site": "same-origin" } });
-    const first = registry.list()[0];
-    assert.deepEqual(body.app, { appId: first.appId, secret: first.secret, name: "default" });
-    assert.equal(body.examples, true);
-    assert.ok((await get(app, { remoteAddress: "::1", headers: { host: "localhost:8787" } })).app);
-    assert.ok((await get(app, { remoteAddress: "::ffff:127.0.0.1", headers: { host: "[::1]:8787" } })).app);
-    assert.ok((await get(app, { headers: { origin: "http://127.0.0.1:8787" } })).app, "same Origin is fine");
+  test("no request gets the secret; this machine's own page gets the app id and where the secret is", async () => {
+    const { app, registry, path } = await consoleApp();
+    const { appId, secret } = registry.list()[0];
+    const shapes: Request[] = [
+      {},
+      { headers: { "sec-fetch-site": "same-origin" } },
+      { headers: { origin: "http://127.0.0.1:8787" } },
+      { remoteAddress: "::1", headers: { host: "localhost:8787" } },
+      { remoteAddress: "192.168.1.20" },
+      { headers: { host: "attacker.example:8787" } },
+      { headers: { origin: "http://attacker.example" } },
+      { headers: { "sec-fetch-site": "cross-site" } },
+    ];
+    for (const shape of shapes) {
+      const { text } = await get(app, shape);
+      assert.ok(!text.includes(secret), `no secret for ${JSON.stringify(shape)}: ${text}`);
+    }
+    const local = (await get(app, { headers: { "sec-fetch-site": "same-origin" } })).body;
+    assert.deepEqual(local.defaultApp, { appId, secretStoredIn: path });
+    assert.match(local.signIn, /one-time sign-in link/);
+    assert.equal(local.examples, true);
+    assert.equal(local.examplesToken, false);
+    for (const shape of shapes.slice(4)) {
+      assert.equal((await get(app, shape)).body.defaultApp, null, JSON.stringify(shape));
+    }
+    const open = await consoleApp({ host: "0.0.0.0" });
+    const openBody = (await get(open.app)).body;
+    assert.equal(openBody.defaultApp, null, "a server bound beyond loopback names nothing");
+    assert.equal(openBody.examplesToken, true, "its examples need a token");
+    const configured = await consoleApp({ env: { PATCHBAY_APPS: JSON.stringify(TEST_APPS) } });
+    const configuredBody = await get(configured.app);
+    assert.equal(configuredBody.body.defaultApp, null);
+    for (const a of TEST_APPS) assert.ok(!configuredBody.text.includes(a.secret));
   });
 
-  test("anything else gets no secret", async () => {
-    const { app } = await bootstrapApp();
-    const refused = async (what: string, opts: Parameters<typeof get>[1]) => {
-      const body = await get(app, opts);
-      assert.equal(body.app, null, what);
-      assert.ok(body.reason, `${what}: says why`);
-    };
-    await refused("a LAN client", { remoteAddress: "192.168.1.20" });
-    await refused("a DNS-rebinding host name", { headers: { host: "attacker.example:8787" } });
-    await refused("a cross-origin fetch", { headers: { origin: "http://attacker.example" } });
-    await refused("a cross-site fetch", { headers: { "sec-fetch-site": "cross-site" } });
-    await refused("a same-site but other-origin fetch", { headers: { "sec-fetch-site": "same-site" } });
-    const open = await bootstrapApp({ host: "0.0.0.0" });
-    assert.equal((await get(open.app)).app, null, "a server bound beyond loopback never tells");
-    const configured = await bootstrapApp({ env: { PATCHBAY_APPS: JSON.stringify(TEST_APPS) } });
-    assert.equal((await get(configured.app)).app, null, "configured apps' secrets are never sent");
+  test("a sign-in token works once, only for this machine's same-origin page, and not after it expires", async () => {
+    const { app, registry } = await consoleApp();
+    const { appId, secret } = registry.list()[0];
+    const token = issueConsoleSignIn(appId);
+    assert.equal((await redeem(app, "A".repeat(43))).status, 401, "a guessed token");
+    for (const refused of [
+      { remoteAddress: "192.168.1.20" },
+      { headers: { host: "attacker.example:8787" } },
+      { headers: { origin: "http://attacker.example" } },
+      { headers: { "sec-fetch-site": "cross-site" } },
+    ] as Request[]) {
+      const r = await redeem(app, token, refused);
+      assert.equal(r.status, 403, JSON.stringify(refused));
+      assert.equal(r.body.errorCode, "unauthorized");
+    }
+    const ok = await redeem(app, token, { headers: { origin: "http://127.0.0.1:8787" } });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body, { appId, secret, name: "default" });
+    const again = await redeem(app, token);
+    assert.equal(again.status, 401, "single use");
+    assert.equal(again.body.errorCode, "unauthorized");
+    const expired = issueConsoleSignIn(appId, 1, Date.now() - 1000);
+    assert.equal((await redeem(app, expired)).status, 401, "expired");
+    assert.match(
+      consoleSignInUrl("http://127.0.0.1:8787", appId),
+      /^http:\/\/127\.0\.0\.1:8787\/#signin=[\w-]{43}$/,
+    );
+    const open = await consoleApp({ host: "0.0.0.0" });
+    const elsewhere = issueConsoleSignIn(open.registry.list()[0].appId);
+    assert.equal((await redeem(open.app, elsewhere)).status, 403, "never on a server bound beyond loopback");
   });
 
-  test("the running server answers it, without a secret for configured apps (when registered)", async (t) => {
+  test("the running server answers both routes", async () => {
     const server = await startTestServer();
     try {
       const res = await fetch(`${server.url}/console/bootstrap`);
-      if (res.status === 404) {
-        t.skip("consoleRoutes is not registered in src/server.ts yet");
-        return;
-      }
+      assert.equal(res.status, 200, "GET /console/bootstrap is registered");
       const body = (await res.json()) as Body;
-      assert.equal(body.app, null);
-      assert.equal(typeof body.examples, "boolean");
+      assert.equal(body.defaultApp, null, "configured apps are not named");
+      assert.equal(body.examples, true);
+      const signin = await fetch(`${server.url}/console/signin`, { method: "POST", body: "{}" });
+      assert.equal(signin.status, 401, "POST /console/signin is registered");
     } finally {
       await server.close();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe("console: the one-time sign-in link signs the browser in, once", { timeout: 120_000 }, () => {
+  let server: RunningServer;
+  let browser: BrowserHarness;
+  let dataDir: string;
+
+  before(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "patchbay-console-link-"));
+    const config = loadConfig(["--http-port", "0", "--data-dir", dataDir, "--log-level", "warn"], {});
+    const logger = createLogger(config, false);
+    const { registry } = await AppRegistry.load(config, logger);
+    server = await startServer({ config, logger, apps: registry });
+    browser = await launchBrowser(server.url);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("opening the link signs in without typing; the token leaves the address bar; a second use is refused", async () => {
+    const { appId } = server.apps.list()[0];
+    const link = consoleSignInUrl(server.url, appId);
+    const page = await browser.context.newPage();
+    const pageErrors: string[] = [];
+    page.on("pageerror", (e) => pageErrors.push(e.message));
+    await page.goto(link);
+    await page.waitForSelector("html.ready");
+    await page.waitForSelector("#console-view:not([hidden])");
+    assert.equal(await hook(page, (h) => h.signedIn()), true);
+    assert.equal(new URL(page.url()).hash, "", "the token is taken out of the address bar");
+    assert.match(await text(page.locator("#app-chip-text")), new RegExp(appId.slice(0, 6)));
+    // Reloading keeps the session (sessionStorage), without the link.
+    await page.reload();
+    await page.waitForSelector("#console-view:not([hidden])");
+    await page.close();
+
+    const second = await browser.context.newPage();
+    await second.goto(link);
+    await second.waitForSelector("html.ready");
+    await second.waitForSelector("#signin-view:not([hidden])");
+    const error = second.locator("#signin-error");
+    await error.waitFor({ state: "visible" });
+    assert.match(await text(error), /already used/);
+    assert.equal(await second.inputValue("#app-id"), appId, "the app id is prefilled on this machine");
+    assert.equal(await second.inputValue("#app-secret"), "", "the secret is not");
+    assert.match(await text(second.locator("#bootstrap-note")), /default-app\.json/);
+    await second.close();
+    assert.deepEqual(pageErrors, []);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+describe("console: examples on a server bound beyond loopback go through the app's examples token", {
+  timeout: 120_000,
+}, () => {
+  let server: TestServer;
+  let browser: BrowserHarness;
+  let base: string;
+
+  before(async () => {
+    server = await startTestServer(["--http-host", "0.0.0.0"]);
+    base = `http://127.0.0.1:${new URL(server.url).port}`;
+    browser = await launchBrowser(base);
+  });
+
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  test("after sign-in the example URLs carry ?token=, the adapter opens, the recordings list loads", async () => {
+    const { page, pageErrors } = await openConsole(browser, base);
+    await page.waitForSelector("#signin-view:not([hidden])");
+    await signIn(page);
+    await page.selectOption("#adapter-preset", "tts");
+    const url = await page.inputValue("#adapter-url");
+    assert.match(url, /\/examples\/tts\?text=.*&token=[\w-]{20,}$/);
+    assert.equal(
+      (await fetch(url.replace(/^ws/, "http").replace(/\/tts\?.*/, "/recorder/files"))).status,
+      401,
+    );
+    const known = await adapterIds(page);
+    await page.uncheck("#adapter-autoplay");
+    await page.click("#adapter-create");
+    const id = await newAdapterRow(page, "ingest", known);
+    await page
+      .locator(`tr[data-adapter-id="${id}"] td[data-col="state"] .badge`, { hasText: "open" })
+      .waitFor();
+    assert.match(await adapterCell(page, id, "endpoint"), /token=…/, "the table does not show the token");
+    assert.ok(!(await adapterCell(page, id, "endpoint")).includes(url.split("token=")[1]));
+    // The recorder: its URL carries the token, the recordings list loads with it, the WAV link works.
+    await page.click("#mic-publish");
+    await page.locator("#mic-state", { hasText: "connected" }).waitFor();
+    await page.locator(`#adapter-source option[value$="/mic"]`).waitFor({ state: "attached" });
+    const before = await adapterIds(page);
+    await page.selectOption("#adapter-preset", "recorder");
+    const mic = await page.locator(`#adapter-source option[value$="/mic"]`).getAttribute("value");
+    await page.selectOption("#adapter-source", mic ?? "");
+    assert.match(await page.inputValue("#adapter-url"), /\/examples\/recorder\?label=mic&token=[\w-]{20,}$/);
+    await page.click("#adapter-create");
+    const rec = await newAdapterRow(page, "egress", before);
+    await framesGrow(page, rec, 50);
+    await page.locator(`tr[data-adapter-id="${rec}"] button[data-action="close"]`).click();
+    const link = page.locator("#recordings-list a.rec-name", { hasText: ".wav" }).first();
+    await link.waitFor({ timeout: 15_000 });
+    const href = (await link.getAttribute("href")) ?? "";
+    assert.match(href, /token=/);
+    assert.equal((await fetch(new URL(href, base))).status, 200, "the recording link carries the token");
+    const errors = await page.locator('#activity-log .log-entry[data-kind="error"]').count();
+    assert.equal(errors, 0, "no 401 anywhere");
+    await page.click("#adapters-close-all");
+    assert.deepEqual(pageErrors, []);
   });
 });

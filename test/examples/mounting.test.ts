@@ -73,14 +73,16 @@ describe("examples mounted on the server (default config)", () => {
     const sock = connect(port, "127.0.0.1");
     await once(sock, "connect");
     sock.write(
-      "GET /examples/recorder HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      `GET /examples/recorder HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     );
     sock.destroy();
     sock.on("error", () => {});
     const bad = connect(port, "127.0.0.1");
     await once(bad, "connect");
-    bad.write("GET /examples/tts HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+    bad.write(
+      `GET /examples/tts HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`,
+    );
     const [reply] = await once(bad, "data");
     assert.match(String(reply), /^HTTP\/1\.1 400/, "a handshake without a key is refused by ws");
     bad.destroy();

@@ -97,7 +97,30 @@ describe("recorder: timeline", () => {
     const t = new TimelineAssembler(48_000);
     t.push(packet(0, 3)); // not a whole frame
     assert.deepEqual(lengths(t.push(packet(5000, 5))), [5], "no fill while misaligned");
-    assert.deepEqual(lengths(t.push(packet(9000, 4))), [4 * (9000 - 5001), 4], "aligned again: filled");
+    t.push(packet(5001, 40_000)); // aligned again; 10 000 frames of audio received in all
+    assert.deepEqual(lengths(t.push(packet(15_001 + 4000, 4))), [4 * 4000, 4], "aligned again: filled");
+  });
+
+  test("silence never exceeds the audio received: tiny packets with large jumps add little", () => {
+    const t = new TimelineAssembler(480_000); // gaps up to 10 s may be filled
+    let written = 0;
+    let received = 0;
+    for (let i = 0; i < 100; i++) {
+      const p = packet(i * 480_000, 4);
+      received += 4;
+      for (const c of t.push(p)) written += c.length;
+    }
+    assert.ok(written <= 2 * received, `${written} bytes written for ${received} received`);
+    assert.equal(t.receivedBytes, received);
+    assert.ok(t.silenceBytes <= t.receivedBytes);
+    // A real pause after real audio is still filled (up to what was received).
+    const r = new TimelineAssembler(480_000);
+    for (let i = 0; i < 100; i++) r.push(packet(i * 960, 3840)); // 2 s of audio
+    assert.deepEqual(
+      lengths(r.push(packet(100 * 960 + 48_000, 3840))),
+      [48_000 * 4, 3840],
+      "1 s pause filled",
+    );
   });
 });
 

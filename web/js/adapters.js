@@ -19,9 +19,14 @@ export const EXAMPLES = {
   echoOut: "/examples/echo/out",
 };
 
-/** ws:// or wss:// URL of a path on this server, as the page reaches it. */
+/**
+ * ws:// or wss:// URL of an example path on this server, as the page reaches it, with the app's examples
+ * token when the server asks for one (the adapter dials the URL as given, so the token travels in it).
+ */
 export function exampleUrl(path) {
-  return `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${path}`;
+  const url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${path}`;
+  if (!state.examplesToken) return url;
+  return `${url}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(state.examplesToken)}`;
 }
 
 /** Is this adapter endpoint our built-in recorder? */
@@ -351,6 +356,8 @@ export async function refreshAdapters() {
 function prettyEndpoint(endpoint) {
   try {
     const u = new URL(endpoint);
+    // The examples token is this app's to keep: the table shows that one is there, not what it is.
+    if (u.host === location.host && u.searchParams.has("token")) u.searchParams.set("token", "…");
     const text = `${u.host}${u.pathname}${u.search}`;
     return u.host === location.host ? `${u.pathname}${decodeURIComponent(u.search)}` : text;
   } catch {

@@ -19,7 +19,11 @@ import { state } from "./state.js";
 const CREDS_KEY = "patchbay.console.app";
 const POLL_MS = 1000;
 
-/** @type {{examples?: boolean, app?: {appId: string, secret: string} | null, reason?: string} | null} */
+/**
+ * GET /console/bootstrap (src/api/routes/console.ts): never a secret.
+ * @type {{examples?: boolean, examplesToken?: boolean,
+ *   defaultApp?: {appId: string, secretStoredIn: string} | null, signIn?: string} | null}
+ */
 let bootstrap = null;
 let pollTimer = 0;
 let pollBusy = false;
@@ -27,7 +31,7 @@ let tick = 0;
 
 // ---- sign-in ----------------------------------------------------------------------------------------------
 
-/** GET /console/bootstrap: the default app when opened from this machine (see src/api/routes/console.ts). */
+/** GET /console/bootstrap: whether examples are served and how to sign in here (no secret, ever). */
 async function fetchBootstrap() {
   try {
     const res = await fetch("/console/bootstrap", { cache: "no-store", credentials: "omit" });
@@ -47,6 +51,38 @@ function savedCreds() {
   }
 }
 
+/**
+ * The single-use token of a sign-in link (`/#signin=<token>`, printed by the server at start), taken out of
+ * the address bar at once so it stays in neither the history nor a bookmark.
+ */
+function takeSignInToken() {
+  const m = /^#signin=([A-Za-z0-9_-]{20,200})$/.exec(location.hash);
+  if (location.hash.startsWith("#signin="))
+    history.replaceState(null, "", `${location.pathname}${location.search}`);
+  return m ? m[1] : null;
+}
+
+/** POST /console/signin: the app the token was issued for, or an error text for the form. */
+async function redeemSignInToken(token) {
+  try {
+    const res = await fetch("/console/signin", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token }),
+      cache: "no-store",
+      credentials: "omit",
+    });
+    const body = await res.json().catch(() => ({}));
+    if (res.ok && typeof body.appId === "string" && typeof body.secret === "string")
+      return { creds: { appId: body.appId, secret: body.secret } };
+    return {
+      error: `${body.errorCode ?? `HTTP ${res.status}`}: ${body.errorDescription ?? "the sign-in link did not work"}`,
+    };
+  } catch (err) {
+    return { error: `the server did not answer (${err instanceof Error ? err.message : String(err)})` };
+  }
+}
+
 function showSignIn() {
   $("#console-view").hidden = true;
   $("#whoami").hidden = true;
@@ -54,16 +90,17 @@ function showSignIn() {
   const note = $("#bootstrap-note");
   const id = /** @type {HTMLInputElement} */ ($("#app-id"));
   const secret = /** @type {HTMLInputElement} */ ($("#app-secret"));
-  if (bootstrap?.app && !id.value && !secret.value) {
-    id.value = bootstrap.app.appId;
-    secret.value = bootstrap.app.secret;
-    note.hidden = false;
-    setText(
-      note,
-      "Prefilled with this server's default app, because you opened the console on this machine.",
-    );
-  } else note.hidden = true;
-  (id.value ? /** @type {HTMLElement} */ ($("#signin-submit")) : id).focus();
+  // Only the app id is ever prefilled (this machine's page, loopback server): the secret is typed or
+  // pasted, or comes from the one-time link.
+  if (bootstrap?.defaultApp && !id.value) id.value = bootstrap.defaultApp.appId;
+  note.hidden = !bootstrap?.signIn;
+  setText(note, bootstrap?.signIn ?? "");
+  (id.value && !secret.value
+    ? secret
+    : id.value
+      ? /** @type {HTMLElement} */ ($("#signin-submit"))
+      : id
+  ).focus();
 }
 
 function showSignInError(text) {
@@ -101,6 +138,7 @@ async function signIn(creds) {
   }
   state.api = client;
   sessionStorage.setItem(CREDS_KEY, JSON.stringify(creds));
+  /** @type {HTMLInputElement} */ ($("#app-id")).value = creds.appId;
   $("#signin-view").hidden = true;
   $("#console-view").hidden = false;
   $("#whoami").hidden = false;
@@ -108,7 +146,7 @@ async function signIn(creds) {
   $("#app-chip").title = `Signed in to app ${creds.appId}`;
   logOk("Signed in", `app ${creds.appId}`);
   restoreSessions();
-  void detectExamples();
+  await detectExamples();
   startPolling();
   return true;
 }
@@ -122,17 +160,39 @@ async function signOut() {
   forgetAllSessions();
   clearLog();
   state.api = null;
+  state.examplesToken = null;
   sessionStorage.removeItem(CREDS_KEY);
   /** @type {HTMLInputElement} */ ($("#app-secret")).value = "";
   showSignIn();
 }
 
-/** Are the built-in examples served here? The bootstrap says so; without it, probe the recorder's list. */
+/**
+ * Are the built-in examples served here? The bootstrap says so; without it, probe the recorder's list. On a
+ * server reachable beyond loopback they need the app's examples token (`?token=` in the endpoint URLs the
+ * adapters dial, and on the recordings): fetched with the app's secret.
+ */
 async function detectExamples() {
   let available = bootstrap?.examples;
+  let needsToken = bootstrap?.examplesToken ?? false;
   if (available === undefined) {
     try {
-      available = (await fetch(FILES_PATH, { cache: "no-store" })).ok;
+      const res = await fetch(FILES_PATH, { cache: "no-store" });
+      available = res.ok || res.status === 401;
+      needsToken = res.status === 401;
+    } catch {
+      available = false;
+    }
+  }
+  state.examplesToken = null;
+  if (available && needsToken && state.api) {
+    try {
+      const res = await fetch(`/examples/token?appId=${encodeURIComponent(state.api.appId)}`, {
+        headers: { Authorization: `Bearer ${state.api.secret}` },
+        cache: "no-store",
+      });
+      const body = await res.json();
+      if (res.ok && typeof body.token === "string") state.examplesToken = body.token;
+      else available = false;
     } catch {
       available = false;
     }
@@ -238,7 +298,15 @@ async function main() {
     if (!document.hidden) void poll();
   });
 
+  const linkToken = takeSignInToken();
   bootstrap = await fetchBootstrap();
+  if (linkToken) {
+    const got = await redeemSignInToken(linkToken);
+    if (got.creds && (await signIn(got.creds))) return;
+    showSignIn();
+    if (got.error) showSignInError(got.error);
+    return;
+  }
   const saved = savedCreds();
   if (saved) {
     /** @type {HTMLInputElement} */ ($("#app-id")).value = saved.appId;

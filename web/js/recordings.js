@@ -36,7 +36,10 @@ export async function refreshRecordings() {
   try {
     let res;
     try {
-      res = await fetch(FILES_PATH, { cache: "no-store" });
+      res = await fetch(FILES_PATH, {
+        cache: "no-store",
+        headers: state.examplesToken ? { Authorization: `Bearer ${state.examplesToken}` } : {},
+      });
     } catch (err) {
       logError(err, "Listing recordings");
       return;
@@ -67,11 +70,18 @@ export async function refreshRecordings() {
   }
 }
 
-/** Only http(s) links on a path of this origin or an absolute http(s) URL; never javascript: or data:. */
+/**
+ * Only http(s) links on a path of this origin or an absolute http(s) URL; never javascript: or data:.
+ * Links to this server's examples carry the examples token when the server asks for one (a download link
+ * or an <audio> element cannot send a header).
+ */
 function safeUrl(url) {
   try {
     const u = new URL(url, location.origin);
-    return u.protocol === "http:" || u.protocol === "https:" ? u.href : null;
+    if (u.protocol !== "http:" && u.protocol !== "https:") return null;
+    if (state.examplesToken && u.origin === location.origin && u.pathname.startsWith("/examples/"))
+      u.searchParams.set("token", state.examplesToken);
+    return u.href;
   } catch {
     return null;
   }

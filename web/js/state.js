@@ -23,6 +23,8 @@ export const state = {
   api: null,
   /** Whether this server serves the built-in examples (null: unknown). @type {boolean | null} */
   examples: null,
+  /** The app's examples token when the server asks for one (bound beyond loopback). @type {string | null} */
+  examplesToken: null,
   /** @type {Mic | null} */
   mic: null,
   /** @type {Map<string, Pull>} */
