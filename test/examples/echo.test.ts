@@ -94,24 +94,30 @@ describe("echo example on the server: egress → /echo/in → /echo/out → inge
     }
     input.send("text is ignored");
     input.send(Uint8Array.from([0xff, 0xff]));
-    await new Promise((r) => setTimeout(r, 100));
+    // The server reads a socket in order: its pong to this ping means every message above was handled.
+    input.ping();
+    await once(input, "pong");
     // The backlog is sent right behind the handshake: listen before the socket opens.
     const output = new WebSocket(`${base}/out?room=buffered`);
     const got: number[] = [];
+    const waiters: { n: number; resolve: () => void }[] = [];
+    const arrived = (n: number) =>
+      new Promise<void>((resolve) => (got.length >= n ? resolve() : waiters.push({ n, resolve })));
     output.on("message", (data) => {
       const r = decodePacket(data as Buffer);
       assert.ok(r.ok);
       got.push(r.packet.payload.length === 0 ? -1 : r.packet.payload[0]);
+      for (const w of waiters.filter((w) => got.length >= w.n)) w.resolve();
     });
     await once(output, "open");
-    await new Promise((r) => setTimeout(r, 100));
+    await arrived(50);
     assert.deepEqual(
-      got,
+      got.slice(0, 50),
       Array.from({ length: 50 }, (_, i) => 50 + i),
       "the latest second, in order",
     );
     input.close();
-    await new Promise((r) => setTimeout(r, 100));
+    await arrived(51);
     assert.equal(got.at(-1), -1, "an empty packet (end of segment) when the last /in leaves");
     output.close();
 

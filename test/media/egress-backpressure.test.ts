@@ -119,9 +119,12 @@ describe("egress back-pressure: an endpoint that stops reading", { timeout: 90_0
         `healthy adapter: ${frames.length} frames for ${sent} packets, ${goodAdapter.concealedFrames} concealed ` +
           `(${tail} after the end)`,
       );
+      // Concealment depends on event-loop stalls of the machine running the test (the jitter buffer's
+      // behaviour under stalls is asserted on a fake clock in test/unit/jitter-buffer.test.ts): bounded
+      // loosely here, the content check below is what matters.
       assert.ok(
-        goodAdapter.concealedFrames - tail <= 2,
-        `at most a frame or two concealed on a clean loopback (${goodAdapter.concealedFrames}, tail ${tail})`,
+        goodAdapter.concealedFrames - tail <= Math.max(2, sent / 50),
+        `at most 2 % concealed on loopback (${goodAdapter.concealedFrames}, tail ${tail})`,
       );
       const { correlation, lagSamples } = alignAndCorrelate(
         source.subarray(0, sent * 1920),

@@ -30,20 +30,15 @@ const QUEUE_BOUND_MS = HIGH_MS + 100 + 360;
 
 describe("ingest: back-pressure and keepalive", { concurrency: true }, () => {
   let srv: TestServer;
-  /** The adapters' keepalive interval starts while the server starts, between these two instants. */
-  let startingAt: number;
-  let startedAt: number;
   const endpoints: Endpoint[] = [];
   const subs: Subscriber[] = [];
   before(async () => {
-    startingAt = Date.now();
     srv = await startTestServer([
       "--ingest-high-water-ms",
       String(HIGH_MS),
       "--ingest-low-water-ms",
       String(LOW_MS),
     ]);
-    startedAt = Date.now();
   });
   after(async () => {
     for (const s of subs) await s.close();
@@ -139,7 +134,7 @@ describe("ingest: back-pressure and keepalive", { concurrency: true }, () => {
     assert.equal(res.status, 200);
   });
 
-  test("a half-open endpoint (no pongs) is dropped by the 10 s keepalive, within two intervals", async () => {
+  test("a half-open endpoint (no pongs) is dropped after two 10 s ping intervals of silence, not before", async () => {
     let pings = 0;
     const ep = await startEndpoint((w) => w.on("ping", () => pings++), "/tts?token=abc", { autoPong: false });
     endpoints.push(ep);
@@ -147,21 +142,20 @@ describe("ingest: back-pressure and keepalive", { concurrency: true }, () => {
     const ws = ep.connections[0];
     for (const m of chunkPackets(speechLike(1_000, { seed: 302 }), MESSAGE_BYTES)) ws.send(m);
     ws.send(EMPTY_PACKET);
+    const sentAt = Date.now(); // the server hears the last message after this
     const played = await pollAdapter(srv.api, ad.adapterId, (st) => st.frames >= 50 && st.queuedMs === 0, {
       timeoutMs: 3_000,
     });
     assert.equal(played.state, "open", "an idle endpoint is not closed for being idle");
 
-    // Interval ticks at start+10 s (ping) and start+20 s (no pong since: terminate).
+    // Pinged 10 s after it was last heard, dropped 10 s later. A loaded machine can only delay the drop;
+    // the exact timing is asserted on a fake clock (test/unit/link-core.test.ts).
     const s = await pollAdapter(srv.api, ad.adapterId, (st) => st.state === "closed", {
-      timeoutMs: 25_000 - (Date.now() - startingAt),
+      timeoutMs: 30_000,
       intervalMs: 250,
     });
     const closedAt = Date.parse(s.closedAt!);
-    assert.ok(
-      closedAt >= startingAt + 19_500 && closedAt <= startedAt + 22_000,
-      `closed ${closedAt - startingAt} ms after the server started (second keepalive tick: 20 s)`,
-    );
+    assert.ok(closedAt >= sentAt + 19_900, `closed ${closedAt - sentAt} ms after last heard (rule: 20 s)`);
     assert.match(s.closeReason ?? "", /stopped answering pings/);
     assert.ok(pings >= 1, "the endpoint was pinged and did not answer");
     assert.equal(

@@ -73,11 +73,10 @@ describe("ingest: PCM over WebSocket becomes a live Opus track", () => {
       const first = arrivals.findIndex((a) => a.packet.payload.length > 3);
       const window = arrivals.slice(first, first + audio.length);
       assertContinuous(window.map((a) => a.packet));
+      // Paced, not dumped: the exact slot timing is asserted on a fake clock (test/unit/ingest-pacing.test.ts);
+      // here only a lower bound, which a loaded machine cannot break (late wakes only stretch the spread).
       const spread = window[window.length - 1].at - window[0].at;
-      assert.ok(
-        spread > 9_500 && spread < 10_500,
-        `arrival spread over ≈10 s (real time), got ${spread.toFixed(0)} ms`,
-      );
+      assert.ok(spread > 9_000, `arrival spread over ≈10 s (real time), got ${spread.toFixed(0)} ms`);
       const pcm = decodeOpus(window.map((a) => a.packet.payload));
       assert.ok(rms(pcm) > 500);
       const { correlation } = alignAndCorrelate(clip, pcm);
