@@ -1,25 +1,8 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
-import { WebSocket } from "ws";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
-
-/** Tries a WebSocket handshake; resolves with "open" or with how it was refused. */
-async function handshake(url: string): Promise<string> {
-  const ws = new WebSocket(url);
-  ws.on("error", () => {});
-  return new Promise((resolve) => {
-    ws.once("open", () => {
-      ws.close();
-      resolve("open");
-    });
-    ws.once("unexpected-response", (_req, res) => {
-      resolve(`HTTP ${res.statusCode}`);
-      ws.terminate();
-    });
-    ws.once("error", (err) => resolve(`error ${err.message}`));
-  });
-}
+import { tryHandshake } from "../helpers/ws-endpoints.ts";
 
 describe("examples mounted on the server (default config)", () => {
   let srv: TestServer;
@@ -49,7 +32,7 @@ describe("examples mounted on the server (default config)", () => {
     );
     assert.equal(body.recordings, "/examples/recorder/files");
     for (const e of body.examples)
-      for (const ep of e.endpoints) assert.equal(await handshake(ep.url), "open");
+      for (const ep of e.endpoints) assert.equal(await tryHandshake(ep.url), "open");
   });
 
   test("a plain GET on a WebSocket endpoint answers 426; unknown example paths 404", async () => {
@@ -57,13 +40,13 @@ describe("examples mounted on the server (default config)", () => {
     assert.equal(res.status, 426);
     assert.equal(((await res.json()) as { errorCode: string }).errorCode, "invalid_request");
     const ws = srv.url.replace("http", "ws");
-    assert.equal(await handshake(`${ws}/examples/nope`), "HTTP 404");
-    assert.equal(await handshake(`${ws}/examples/`), "HTTP 404");
+    assert.equal(await tryHandshake(`${ws}/examples/nope`), "HTTP 404");
+    assert.equal(await tryHandshake(`${ws}/examples/`), "HTTP 404");
   });
 
   test("upgrades outside /examples are refused, not left hanging; the API still works", async () => {
     const ws = srv.url.replace("http", "ws");
-    assert.equal(await handshake(`${ws}/v1/apps/x/sessions/new`), "HTTP 404");
+    assert.equal(await tryHandshake(`${ws}/v1/apps/x/sessions/new`), "HTTP 404");
     assert.equal((await fetch(`${srv.url}/healthz`)).status, 200);
   });
 
@@ -105,7 +88,7 @@ describe("--no-examples", () => {
     }
     const ws = srv.url.replace("http", "ws");
     for (const path of ["/examples/tts", "/examples/recorder", "/examples/echo/in?room=r"]) {
-      assert.notEqual(await handshake(`${ws}${path}`), "open", path);
+      assert.notEqual(await tryHandshake(`${ws}${path}`), "open", path);
     }
   });
 

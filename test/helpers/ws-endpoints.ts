@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createServer as createHttpServer, type IncomingMessage } from "node:http";
 import { type AddressInfo, createServer as createTcpServer, type Socket } from "node:net";
 import { RtpHeader, RtpPacket } from "werift";
-import { type WebSocket, WebSocketServer } from "ws";
+import { type WebSocket, WebSocket as WebSocketClient, WebSocketServer } from "ws";
 import type { AdapterStatus } from "../../src/adapters/websocket/adapter.ts";
 import { decodePacket, encodePacket, type WirePacket } from "../../src/adapters/websocket/packet-codec.ts";
 import type { ApiClient } from "../../src/client/api-client.ts";
@@ -148,6 +148,23 @@ export function pacedSend(
       resolve({ messages: messages.length, maxLateMs });
     };
     step();
+  });
+}
+
+/** Tries a WebSocket handshake; resolves with "open", "HTTP <status>" or "error <message>". */
+export function tryHandshake(url: string, headers: Record<string, string> = {}): Promise<string> {
+  const ws = new WebSocketClient(url, { headers });
+  ws.on("error", () => {});
+  return new Promise((resolve) => {
+    ws.once("open", () => {
+      ws.close();
+      resolve("open");
+    });
+    ws.once("unexpected-response", (_req, res) => {
+      resolve(`HTTP ${res.statusCode}`);
+      ws.terminate();
+    });
+    ws.once("error", (err) => resolve(`error ${err.message}`));
   });
 }
 

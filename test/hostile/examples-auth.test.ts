@@ -10,8 +10,8 @@
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
-import { WebSocket } from "ws";
 import { startTestServer, TEST_APPS, type TestServer } from "../helpers/server.ts";
+import { tryHandshake } from "../helpers/ws-endpoints.ts";
 
 /** A raw WebSocket handshake with exactly these headers; resolves with the HTTP status line's code. */
 function rawUpgrade(port: number, path: string, headers: Record<string, string>): Promise<number> {
@@ -41,23 +41,6 @@ function rawUpgrade(port: number, path: string, headers: Record<string, string>)
   });
 }
 
-/** Tries a WebSocket handshake; resolves with "open" or "HTTP <status>". */
-function handshake(url: string, headers: Record<string, string> = {}): Promise<string> {
-  const ws = new WebSocket(url, { headers });
-  ws.on("error", () => {});
-  return new Promise((resolve) => {
-    ws.once("open", () => {
-      ws.close();
-      resolve("open");
-    });
-    ws.once("unexpected-response", (_req, res) => {
-      resolve(`HTTP ${res.statusCode}`);
-      ws.terminate();
-    });
-    ws.once("error", (err) => resolve(`error ${err.message}`));
-  });
-}
-
 describe("examples on a server bound beyond loopback (--http-host 0.0.0.0) need the examples token", () => {
   let srv: TestServer;
   let port: number;
@@ -77,9 +60,9 @@ describe("examples on a server bound beyond loopback (--http-host 0.0.0.0) need 
 
   test("without a token: every WebSocket endpoint refuses the handshake (401)", async () => {
     for (const path of ["/examples/tts", "/examples/recorder", "/examples/echo/in", "/examples/echo/out"]) {
-      assert.equal(await handshake(`ws://127.0.0.1:${port}${path}`), "HTTP 401", path);
+      assert.equal(await tryHandshake(`ws://127.0.0.1:${port}${path}`), "HTTP 401", path);
     }
-    assert.equal(await handshake(`ws://127.0.0.1:${port}/examples/tts?token=guessed`), "HTTP 401");
+    assert.equal(await tryHandshake(`ws://127.0.0.1:${port}/examples/tts?token=guessed`), "HTTP 401");
   });
 
   test("without a token: recordings and echo rooms are not readable (401, error shape)", async () => {
@@ -113,9 +96,11 @@ describe("examples on a server bound beyond loopback (--http-host 0.0.0.0) need 
     const { token: t } = (await (await token(TEST_APPS[0].appId, TEST_APPS[0].secret)).json()) as {
       token: string;
     };
-    assert.equal(await handshake(`ws://127.0.0.1:${port}/examples/echo/out?room=r1&token=${t}`), "open");
+    assert.equal(await tryHandshake(`ws://127.0.0.1:${port}/examples/echo/out?room=r1&token=${t}`), "open");
     assert.equal(
-      await handshake(`ws://127.0.0.1:${port}/examples/echo/out?room=r2`, { authorization: `Bearer ${t}` }),
+      await tryHandshake(`ws://127.0.0.1:${port}/examples/echo/out?room=r2`, {
+        authorization: `Bearer ${t}`,
+      }),
       "open",
     );
     assert.equal((await fetch(`${base}/examples/recorder/files?token=${t}`)).status, 200);

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import type WebSocket from "ws";
 import { ApiError } from "../../api/errors.ts";
 import type { Config } from "../../config.ts";
 import type { Logger } from "../../log.ts";
@@ -188,6 +189,22 @@ export class AdapterManager {
     return { ...result, description: publicDialFailure(cfg.endpointPolicy, result.description) };
   }
 
+  /**
+   * Takes a quota slot and dials; on failure the slot is given back. The socket is paused at open: the
+   * adapter resumes reading once its message listener is attached.
+   */
+  private async reserveAndDial(
+    endpoint: URL,
+    signal?: AbortSignal,
+  ): Promise<{ ws: WebSocket } | AdapterItemError> {
+    const quota = this.reserve();
+    if (quota) return quota;
+    const dialed = await this.connect(endpoint, true, signal);
+    if ("ok" in dialed && dialed.ok) return dialed;
+    this.release();
+    return "ok" in dialed ? { errorCode: dialed.code, errorDescription: dialed.description } : dialed;
+  }
+
   private linkOptions() {
     const cfg = this.deps.config;
     return {
@@ -212,13 +229,8 @@ export class AdapterManager {
           : `no track ${item.trackName} in session ${item.sessionId}`,
       };
     }
-    const quota = this.reserve();
-    if (quota) return quota;
-    const dialed = await this.connect(item.endpoint, true, signal);
-    if (!("ok" in dialed) || !dialed.ok) {
-      this.release();
-      return "ok" in dialed ? { errorCode: dialed.code, errorDescription: dialed.description } : dialed;
-    }
+    const dialed = await this.reserveAndDial(item.endpoint, signal);
+    if (!("ws" in dialed)) return dialed;
     if (track.ended || this.shuttingDown) {
       this.release();
       dialed.ws.close(1000, "source track ended");
@@ -256,14 +268,8 @@ export class AdapterManager {
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
     const cfg = this.deps.config;
-    const quota = this.reserve();
-    if (quota) return quota;
-    // IngestAdapter.start() resumes reading once its message listener is attached.
-    const dialed = await this.connect(item.endpoint, true, signal);
-    if (!("ok" in dialed) || !dialed.ok) {
-      this.release();
-      return "ok" in dialed ? { errorCode: dialed.code, errorDescription: dialed.description } : dialed;
-    }
+    const dialed = await this.reserveAndDial(item.endpoint, signal);
+    if (!("ws" in dialed)) return dialed;
     let session: ReturnType<AppState["createSession"]>;
     try {
       if (this.shuttingDown) throw new ApiError("websocket_handshake_failed", "the server is shutting down");
