@@ -3,7 +3,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import type { FastifyInstance } from "fastify";
-import { AdapterManager } from "./adapters/websocket/manager.ts";
+import { AdapterCount, AdapterManager } from "./adapters/websocket/manager.ts";
 import { buildApi } from "./api/http.ts";
 import { adapterRoutes } from "./api/routes/adapters.ts";
 import { consoleRoutes } from "./api/routes/console.ts";
@@ -14,7 +14,7 @@ import { MediaScheduler, realClock, realTimers } from "./media/scheduler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { RtcpDriver } from "./rtc/rtcp-driver.ts";
 import { type RtcOptions, WeriftTransport } from "./rtc/werift-transport.ts";
-import { AppState } from "./sfu/app-state.ts";
+import { AppState, SessionCensus } from "./sfu/app-state.ts";
 import type { AppRegistry } from "./sfu/apps.ts";
 import { setListenerErrorReporter } from "./util/signal.ts";
 
@@ -61,9 +61,14 @@ export function createServer(opts: StartOptions): ServerCore {
     onError: (err) => logger.error({ err }, "media tick failed"),
   });
   const rtcp = new RtcpDriver(scheduler, (err) => logger.error({ err }, "RTCP housekeeping failed"));
+  // Sessions of every app together, for --max-sessions.
+  const census = new SessionCensus();
   const apps = opts.apps.withState(
     (creds) =>
       new AppState({
+        appId: creds.appId,
+        limits: config.limits,
+        census,
         createTransport: (mode) =>
           new WeriftTransport(
             {
@@ -91,16 +96,30 @@ export function createServer(opts: StartOptions): ServerCore {
       for (const s of app.state.allSessions()) for (const t of s.activeTracks()) add({ kind: t.kind });
   });
 
-  const adapterDeps = { config: config.adapter, scheduler, logger, metrics, now: () => realClock.now() };
+  const adapterDeps = {
+    config: config.adapter,
+    limits: config.limits,
+    count: new AdapterCount(),
+    scheduler,
+    logger,
+    metrics,
+    now: () => realClock.now(),
+  };
   const managers = new Map(apps.list().map((a) => [a.appId, new AdapterManager(a.state, adapterDeps)]));
   metrics.adapters.addSource((add) => {
     for (const m of managers.values())
-      for (const a of m.list()) add({ direction: a.direction, state: a.state });
+      for (const a of m.statuses()) add({ direction: a.direction, state: a.state });
   });
 
-  const api = buildApi({ apps, logger, metrics, plugins: [adapterRoutes((appId) => managers.get(appId)!)] });
+  const api = buildApi({
+    apps,
+    logger,
+    metrics,
+    http: config.http,
+    plugins: [adapterRoutes((appId) => managers.get(appId)!)],
+  });
   // Built-in example endpoints (/examples/…, WebSocket + a few GET routes); off with --no-examples.
-  if (config.examples) registerExamples(api, { dataDir: config.dataDir, logger });
+  if (config.examples) registerExamples(api, { dataDir: config.dataDir, logger, apps, config });
   consoleRoutes(api, { apps, config });
   if (existsSync(WEB_ROOT)) api.register(fastifyStatic, { root: WEB_ROOT, prefix: "/" });
   let closing: Promise<void> | undefined;
