@@ -53,7 +53,7 @@ export const ERRORS = {
   request_timeout: { status: 408, description: "the client did not send the whole request in time" },
   service_unavailable: {
     status: 503,
-    description: "the server is shutting down or over its connection limit",
+    description: "the server is shutting down",
   },
   internal_error: { status: 500, description: "unexpected server error (logged with a request id)" },
 } as const satisfies Record<string, { status: number; description: string }>;
