@@ -56,11 +56,21 @@ export class ApiClient {
 
   /** Any request, without throwing on HTTP errors (tests look at the status). */
   async raw<T = unknown>(method: string, path: string, body?: unknown): Promise<RawResponse<T>> {
-    const res = await fetch(`${this.baseUrl}/apps/${this.appId}/${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.secret}`, "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    const send = () =>
+      fetch(`${this.baseUrl}/apps/${this.appId}/${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.secret}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    let res: Response;
+    try {
+      res = await send();
+    } catch (err) {
+      // A pooled keep-alive connection the server closed as idle just as we reused it: a GET is safe to send
+      // again (a busy client's event loop can miss the moment the connection should have been retired).
+      if (method !== "GET" || !isStaleConnection(err)) throw err;
+      res = await send();
+    }
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : {}) as T };
   }
@@ -110,4 +120,9 @@ export class ApiClient {
   ): Promise<TracksResponse> {
     return this.call("PUT", `sessions/${sessionId}/tracks/close`, req);
   }
+}
+
+function isStaleConnection(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  return cause?.code === "UND_ERR_SOCKET" || cause?.code === "ECONNRESET";
 }
