@@ -147,7 +147,11 @@ describe("ingest: bad input and departing endpoints", () => {
           },
         );
         assert.equal(during.state, "open", "the queued audio is still playing");
-        assert.ok(during.queuedMs >= 800, `most of the 1 s is still queued (${during.queuedMs} ms)`);
+        // How much is left depends on how fast this machine got here; that something is, is the point.
+        assert.ok(
+          during.queuedMs > 0,
+          `audio is still queued after the endpoint left (${during.queuedMs} ms)`,
+        );
 
         const s = await closed(ad.adapterId);
         assert.match(
@@ -160,8 +164,8 @@ describe("ingest: bad input and departing endpoints", () => {
         assert.equal(s.frames, 50);
         const closedAt = Date.parse(s.closedAt!);
         assert.ok(
-          closedAt - endpointGoneAt >= 800,
-          `closed ${closedAt - endpointGoneAt} ms after the endpoint left: only after the playout`,
+          closedAt - endpointGoneAt >= during.queuedMs - 40,
+          `closed ${closedAt - endpointGoneAt} ms after the endpoint left, with ${during.queuedMs} ms still queued: only after the playout`,
         );
 
         await waitForAudio(sub, 50, 2_000, { ended: true });
