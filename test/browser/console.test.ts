@@ -757,3 +757,427 @@ describe("console: examples on a server bound beyond loopback go through the app
     assert.deepEqual(pageErrors, []);
   });
 });
+
+// ---------------------------------------------------------------------------------------------------------
+
+/**
+ * Issue 10, items 1, 5, 6 and 7: the console must never record or echo the wrong track in silence, must say
+ * why the tts example refused a text, must show when an ingest endpoint has finished, and must stay usable
+ * at phone width with many closed adapters and a few errors.
+ */
+describe("console: the right source, silent sources, the TTS limit, finished endpoints, phone layout", {
+  timeout: 360_000,
+}, () => {
+  let server: TestServer;
+  let browser: BrowserHarness;
+  let page: Page;
+  let log: string[];
+  let pageErrors: string[];
+  /** Accepts and sends nothing: its ingest track carries silence. */
+  let quiet: Endpoint;
+  /** 1.5 s of speech as a burst, then the socket stays open (what /examples/tts does). */
+  let short: Endpoint;
+  /** 0.5 s of speech, then it closes the socket with a long reason. */
+  let bye: Endpoint;
+  const BYE_REASON = "the clip is over: goodbye from the console test's endpoint";
+  let ingestSessionId = "";
+  let micSessionId = "";
+  let wsBase = "";
+
+  before(async () => {
+    server = await startTestServer();
+    wsBase = server.url.replace(/^http/, "ws");
+    browser = await launchBrowser(server.url);
+    await browser.context.grantPermissions(["clipboard-read", "clipboard-write"], {
+      origin: new URL(server.url).origin,
+    });
+    quiet = await startEndpoint(() => {}, "/quiet");
+    short = await startEndpoint(ttsBurst(speechLike(1500, { seed: 5 })), "/short");
+    bye = await startEndpoint((ws) => {
+      ttsBurst(speechLike(500, { seed: 6 }))(ws);
+      setTimeout(() => ws.close(1000, BYE_REASON), 200);
+    }, "/bye");
+    ({ page, log, pageErrors } = await openConsole(browser, server.url));
+  });
+
+  after(async () => {
+    await browser?.close();
+    for (const e of [quiet, short, bye]) await e?.close();
+    await server?.close();
+  });
+
+  const step = (name: string, fn: () => Promise<void>) =>
+    test(name, { timeout: 60_000 }, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        if (err instanceof Error) err.message += `\npage console:\n  ${log.slice(-15).join("\n  ")}`;
+        throw err;
+      }
+    });
+
+  /** An ingest adapter made through the API (not the page), as another client of the app would. */
+  async function apiIngest(endpoint: string, trackName: string) {
+    const res = await server.api.raw<{
+      tracks: { adapterId: string; sessionId: string; errorCode?: string; errorDescription?: string }[];
+    }>("POST", "adapters/websocket/new", {
+      tracks: [{ location: "local", trackName, endpoint, inputCodec: "pcm", mode: "buffer" }],
+    });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const item = res.body.tracks[0];
+    assert.equal(item.errorCode, undefined, JSON.stringify(item));
+    return item;
+  }
+
+  async function publishMic() {
+    await page.click("#mic-publish");
+    await page.locator("#mic-state", { hasText: "connected" }).waitFor();
+    const mic = await pollUntil(
+      () => hook(page, (h) => h.mic()),
+      (m) => m !== null && m.packetsSent > 0,
+      { timeoutMs: 10_000, what: "the microphone sending" },
+    );
+    assert.ok(mic);
+    return mic.sessionId;
+  }
+
+  /** Dismisses the toasts with their × (a toast may also leave by itself meanwhile). */
+  async function dismissToasts() {
+    while ((await page.locator(".toast").count()) > 0)
+      await page
+        .locator(".toast .icon-btn")
+        .first()
+        .click({ timeout: 2000 })
+        .catch(() => {});
+  }
+
+  /** The newest error in the activity log. */
+  async function newestError(): Promise<string> {
+    return text(page.locator('#activity-log .log-entry[data-kind="error"]').first());
+  }
+
+  step(
+    "after a reload with an ingest track existing, the Recorder's source is the mic this page publishes",
+    async () => {
+      await page.waitForSelector("#signin-view:not([hidden])");
+      await signIn(page);
+      ingestSessionId = (await apiIngest(quiet.url, "speech")).sessionId;
+      // Before the reload: a mic, and the ingest track playing here.
+      await publishMic();
+      const row = page.locator(`#adapters-body tr[data-direction="ingest"]`).first();
+      await row.locator('button[data-action="play"]').click();
+      await page.locator('.pull[data-track-name="speech"] .badge', { hasText: "connected" }).waitFor();
+      await page.reload();
+      await page.waitForSelector("html.ready");
+      await page.waitForSelector("#console-view:not([hidden])");
+      await page
+        .locator(`#adapter-source option[value="${ingestSessionId}/speech"]`)
+        .waitFor({ state: "attached", timeout: 10_000 });
+      micSessionId = await publishMic();
+      await page.selectOption("#adapter-preset", "recorder");
+      await page
+        .locator(`#adapter-source option[value="${micSessionId}/mic"]`)
+        .waitFor({ state: "attached" });
+      assert.equal(
+        await page.inputValue("#adapter-source"),
+        `${micSessionId}/mic`,
+        "the recorder's source is the microphone this page publishes, not the ingest track",
+      );
+      assert.match(await page.inputValue("#adapter-url"), /\/examples\/recorder\?label=mic$/);
+      // The echo uses the same source.
+      await page.selectOption("#adapter-preset", "echo");
+      assert.equal(await page.inputValue("#adapter-source"), `${micSessionId}/mic`);
+    },
+  );
+
+  step("the form names the chosen source: track, publisher and session", async () => {
+    await page.selectOption("#adapter-preset", "recorder");
+    await page.selectOption("#adapter-source", `${micSessionId}/mic`);
+    const info = page.locator("#adapter-source-info");
+    await info.waitFor({ timeout: 5000 });
+    const said = await text(info);
+    assert.match(said, /\bmic\b/, said);
+    assert.match(said, /your microphone/i, said);
+    assert.ok(said.includes(micSessionId.slice(0, 6)), `the session is named: ${said}`);
+    await page.selectOption("#adapter-source", `${ingestSessionId}/speech`);
+    const other = await text(info);
+    assert.match(other, /speech/, other);
+    assert.match(other, /ingest adapter/i, other);
+    assert.ok(other.includes(ingestSessionId.slice(0, 6)), other);
+  });
+
+  step("a silent source shows a warning: an ingest track with nothing to play", async () => {
+    await page.selectOption("#adapter-preset", "recorder");
+    await page.selectOption("#adapter-source", `${ingestSessionId}/speech`);
+    const warning = page.locator("#adapter-source-warning");
+    await warning.waitFor({ state: "visible", timeout: 10_000 });
+    assert.match(await text(warning), /silent/i);
+    assert.match(await text(warning), /speech/);
+  });
+
+  step("a silent source shows a warning: a muted mic (and none while it sounds)", async () => {
+    await page.selectOption("#adapter-preset", "recorder");
+    // Chromium's fake microphone beeps: no warning.
+    await page.selectOption("#adapter-source", `${micSessionId}/mic`);
+    const warning = page.locator("#adapter-source-warning");
+    await page.waitForTimeout(3500);
+    assert.equal(await warning.isVisible(), false, "no warning for a microphone that sounds");
+    await page.click("#mic-mute");
+    try {
+      await warning.waitFor({ state: "visible", timeout: 10_000 });
+      assert.match(await text(warning), /muted/i);
+    } finally {
+      await page.click("#mic-mute");
+    }
+    await warning.waitFor({ state: "hidden", timeout: 10_000 });
+  });
+
+  step("a recording of a silent source is flagged silent in Recordings", async () => {
+    await page.selectOption("#adapter-preset", "recorder");
+    await page.selectOption("#adapter-source", `${ingestSessionId}/speech`);
+    assert.match(await page.inputValue("#adapter-url"), /label=speech$/);
+    const known = await adapterIds(page);
+    await page.click("#adapter-create");
+    const rec = await newAdapterRow(page, "egress", known);
+    await framesGrow(page, rec, 50);
+    await page.locator(`tr[data-adapter-id="${rec}"] button[data-action="close"]`).click();
+    const item = page.locator('#recordings-list li.recording[data-name*="speech"]').first();
+    await item.waitFor({ timeout: 15_000 });
+    await item.locator(".rec-silent").waitFor({ timeout: 15_000 });
+    assert.match(await text(item), /silent/i);
+  });
+
+  step("the TTS hint says what the example does after the clip: it keeps the socket open", async () => {
+    await page.selectOption("#adapter-preset", "tts");
+    const hint = await text(page.locator("#adapter-hint"));
+    assert.doesNotMatch(hint, /hangs up/, "the example keeps the socket open");
+    assert.match(hint, /keeps the (socket|connection) open/i, hint);
+  });
+
+  const LONG_TEXT = "Patchbay speaks. ".repeat(70).trim(); // 1189 characters
+
+  step(
+    "TTS text over 1000 characters: the form shows the limit and the reason, and creates nothing",
+    async () => {
+      assert.ok(LONG_TEXT.length > 1000);
+      await page.selectOption("#adapter-preset", "tts");
+      await page.fill("#tts-text", LONG_TEXT);
+      const note = page.locator("#tts-text-note");
+      await note.waitFor({ state: "visible", timeout: 5000 });
+      assert.match(await text(note), /1,?000/);
+      assert.match(await text(note), /1,?189/);
+      const known = await adapterIds(page);
+      await page.click("#adapter-create");
+      await pollUntil(newestError, (t) => /1,?000 characters/.test(t), {
+        timeoutMs: 5000,
+        what: "the limit in the activity log",
+      });
+      await page.waitForTimeout(1500);
+      assert.deepEqual(await adapterIds(page), known, "no adapter is created for a text the example refuses");
+    },
+  );
+
+  step("a tts handshake the example refuses (HTTP 400) is explained: the limit and the reason", async () => {
+    // The tts URL typed into the custom field: the server's refusal, as the adapter API reports it.
+    await page.selectOption("#adapter-preset", "custom");
+    await page.locator("#adapter-direction label", { hasText: "Ingest" }).click();
+    await page.fill("#adapter-url", `${wsBase}/examples/tts?text=${encodeURIComponent(LONG_TEXT)}`);
+    await page.click("#adapter-create");
+    const refused = await pollUntil(newestError, (t) => /websocket_handshake_failed/.test(t), {
+      timeoutMs: 10_000,
+      what: "the handshake refusal in the activity log",
+    });
+    assert.match(refused, /400/);
+    assert.match(refused, /1,?000 characters/, refused);
+    const toast = page.locator(".toast", { hasText: "websocket_handshake_failed" }).first();
+    assert.match(await text(toast), /1,?000 characters/);
+    await dismissToasts();
+  });
+
+  step(
+    "an ingest adapter whose endpoint has sent everything says so, with a Close button on its card",
+    async () => {
+      await page.selectOption("#adapter-preset", "custom");
+      await page.locator("#adapter-direction label", { hasText: "Ingest" }).click();
+      await page.fill("#adapter-url", short.url);
+      await page.fill("#adapter-track-name", "short");
+      await page.uncheck("#adapter-autoplay");
+      const known = await adapterIds(page);
+      await page.click("#adapter-create");
+      const id = await newAdapterRow(page, "ingest", known);
+      const row = page.locator(`tr[data-adapter-id="${id}"]`);
+      await row.locator('[data-col="state"]', { hasText: /finished/i }).waitFor({ timeout: 15_000 });
+      assert.match(await adapterCell(page, id, "state"), /silent/i);
+      const close = row.locator('button[data-action="close"]');
+      assert.equal(await close.isVisible(), true);
+      await close.click();
+      await row.locator('td[data-col="state"] .badge', { hasText: "closed" }).waitFor();
+    },
+  );
+
+  let byeId = "";
+
+  /** 10 adapters closed through the API, one closed by its endpoint with a long reason, one track playing. */
+  async function busyApp() {
+    const ids: string[] = [];
+    for (let i = 0; i < 10; i++) ids.push((await apiIngest(quiet.url, `old${i}`)).adapterId);
+    for (let i = 0; i < ids.length; i += 4) {
+      const res = await server.api.raw("POST", "adapters/websocket/close", {
+        tracks: ids.slice(i, i + 4).map((adapterId) => ({ adapterId })),
+      });
+      assert.equal(res.status, 200);
+    }
+    byeId = (await apiIngest(bye.url, "bye")).adapterId;
+    if ((await page.locator('.pull[data-track-name="speech"]').count()) === 0)
+      await page
+        .locator(`#adapters-body tr[data-direction="ingest"]:not([data-state="closed"])`, {
+          hasText: "speech",
+        })
+        .locator('button[data-action="play"]')
+        .click();
+    await page.locator('.pull[data-track-name="speech"]').waitFor();
+    await pollUntil(
+      () => hook(page, (h) => h.adapters()),
+      (list) => list.find((a) => a.adapterId === byeId)?.state === "closed",
+      { timeoutMs: 15_000, what: "the bye adapter closed by its endpoint" },
+    );
+    await page.setViewportSize(PHONE);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(1500);
+  }
+
+  /** Heights of the adapter cards (rows) shown. */
+  function shownRows(state: "closed" | "open") {
+    return page
+      .locator(
+        `#adapters-body tr${state === "closed" ? '[data-state="closed"]' : ':not([data-state="closed"])'}`,
+      )
+      .evaluateAll((rows) =>
+        rows
+          .filter((r) => (r as HTMLElement).offsetParent !== null)
+          .map((r) => r.getBoundingClientRect().height),
+      );
+  }
+
+  step(
+    "phone width, 10 closed adapters: all but the last 3 closed are folded away by default, and counted",
+    async () => {
+      await busyApp();
+      const closed = (await hook(page, (h) => h.adapters())).filter((a) => a.state === "closed");
+      assert.ok(closed.length >= 12, `${closed.length} closed adapters`);
+      const shown = (await shownRows("closed")).length;
+      assert.ok(shown <= 3, `${shown} closed adapters shown by default`);
+      const toggle = page.locator("#adapters-closed-toggle");
+      assert.equal(await toggle.isVisible(), true, "the fold says it is there");
+      assert.ok((await text(toggle)).includes(`${closed.length - shown} older closed`), await text(toggle));
+      assert.equal(await page.isChecked("#adapters-show-closed"), false);
+      // The one closed last (by its endpoint) is among those shown, with its reason.
+      assert.match(await adapterCell(page, byeId, "state"), /goodbye/);
+    },
+  );
+
+  step("phone width, 10 closed adapters: Playing starts in the first screenful (top < 900 px)", async () => {
+    await page.setViewportSize(PHONE);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    const top = await page
+      .locator("#pulls-card")
+      .evaluate((el) => el.getBoundingClientRect().top + window.scrollY);
+    assert.ok(top < 900, `Playing starts ${Math.round(top)} px down the page at 390×844`);
+    await screenshot(page, "busy");
+  });
+
+  step("phone width: adapter cards are compact (≤ 110 px)", async () => {
+    await page.setViewportSize(PHONE);
+    await page.check("#adapters-show-closed");
+    try {
+      await page.waitForTimeout(300);
+      const heights = [...(await shownRows("open")), ...(await shownRows("closed"))];
+      assert.ok(heights.length >= 12, `${heights.length} cards`);
+      for (const hgt of heights)
+        assert.ok(hgt <= 110, `an adapter card is ${Math.round(hgt)} px tall (${heights.map(Math.round)})`);
+    } finally {
+      await page.uncheck("#adapters-show-closed");
+    }
+  });
+
+  step("close reasons are readable whole, at phone and desktop width", async () => {
+    await page.check("#adapters-show-closed");
+    try {
+      const reason = page.locator(`tr[data-adapter-id="${byeId}"] .close-reason`);
+      await reason.waitFor();
+      for (const size of [PHONE, DESKTOP]) {
+        await page.setViewportSize(size);
+        await page.waitForTimeout(300);
+        assert.match(await text(reason), /goodbye from the console test's endpoint/);
+        const clipped = await reason.evaluate(
+          (el) => el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1,
+        );
+        assert.equal(clipped, false, `the close reason is cut off at ${size.width} px`);
+      }
+    } finally {
+      await page.uncheck("#adapters-show-closed");
+      await page.setViewportSize(DESKTOP);
+    }
+  });
+
+  step("toasts at phone width stay small (< 15 % of the viewport) and still give the errorCode", async () => {
+    await page.setViewportSize(PHONE);
+    try {
+      await page.selectOption("#adapter-preset", "custom");
+      await page.locator("#adapter-direction label", { hasText: "Ingest" }).click();
+      await page.fill("#adapter-url", "http://not-a-websocket.example/");
+      await page.click("#adapter-create");
+      await page.locator(".toast", { hasText: "invalid_params" }).first().waitFor();
+      await page.fill("#adapter-url", `ws://127.0.0.1:${await closedPort()}/nobody`);
+      await page.click("#adapter-create");
+      const newest = page.locator(".toast", { hasText: "websocket_handshake_failed" }).first();
+      await newest.waitFor();
+      await page.waitForTimeout(300);
+      const box = await page.locator("#toasts").boundingBox();
+      assert.ok(box);
+      assert.ok(box.height < 0.15 * PHONE.height, `the toasts are ${Math.round(box.height)} px tall`);
+      assert.equal(await newest.isVisible(), true);
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: join(SCREENSHOTS, "console-toast-phone.png") });
+    } finally {
+      // A phone shows the newest toast only: dismiss them at desktop width, where all are shown.
+      await page.setViewportSize(DESKTOP);
+      await dismissToasts();
+    }
+  });
+
+  step("a finished recording carries no red recording dot", async () => {
+    const finished = page.locator("#recordings-list li.recording:not(.is-active)").first();
+    await finished.waitFor();
+    const [icon, danger] = await finished.evaluate((li) => {
+      const probe = document.createElement("span");
+      probe.style.color = "var(--danger)";
+      document.body.append(probe);
+      const red = getComputedStyle(probe).color;
+      probe.remove();
+      const el = li.querySelector(".rec-icon");
+      return [el ? getComputedStyle(el).backgroundColor : "none", red];
+    });
+    assert.notEqual(icon, danger, "a finished recording is not shown with the red recording dot");
+  });
+
+  step("ids have copy buttons that copy the whole id", async () => {
+    const adapter = (await hook(page, (h) => h.adapters())).find((a) => a.state !== "closed");
+    assert.ok(adapter);
+    const copy = page.locator(
+      `tr[data-adapter-id="${adapter.adapterId}"] button[data-copy="${adapter.adapterId}"]`,
+    );
+    await copy.waitFor({ timeout: 5000 });
+    await copy.click();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), adapter.adapterId);
+    await page
+      .locator(`.session[data-session-id="${micSessionId}"] button[data-copy="${micSessionId}"]`)
+      .waitFor({ timeout: 5000 });
+    assert.ok((await page.locator(`#mic-card button[data-copy="${micSessionId}"]`).count()) > 0);
+  });
+
+  step("the page had no script errors", async () => {
+    await page.click("#adapters-close-all");
+    assert.deepEqual(pageErrors, []);
+  });
+});

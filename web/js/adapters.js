@@ -1,11 +1,33 @@
 // WebSocket adapters: the "New adapter" form (any endpoint or a built-in example) and the adapter table,
 // refreshed from GET adapters/websocket every second.
-import { $, badge, fmtInt, h, randomHex, replaceChildren, setBadge, setText, shortId } from "./dom.js";
+import {
+  $,
+  badge,
+  copyButton,
+  fmtDuration,
+  fmtInt,
+  h,
+  idWithCopy,
+  randomHex,
+  replaceChildren,
+  setBadge,
+  setText,
+  shortId,
+} from "./dom.js";
 import { logError, logInfo, logOk } from "./log.js";
 import { playTrack } from "./pulls.js";
 import { refreshRecordings } from "./recordings.js";
 import { activeSources, ROLE_LABEL, watchSession } from "./sessions.js";
 import { api, emit, isPlaying, on, state } from "./state.js";
+
+/** The tts example's limit (src/examples/speech.ts MAX_TEXT_CHARS): longer texts are refused with HTTP 400. */
+export const TTS_MAX_CHARS = 1000;
+/** Closed adapters shown without "show all closed": the most recently closed ones. */
+const RECENT_CLOSED = 3;
+/** An ingest adapter whose played-frame count has not moved for this long, with nothing queued, is silent. */
+const IDLE_MS = 2500;
+/** A microphone below the sound threshold this long is reported silent. */
+const MIC_SILENT_MS = 3000;
 
 const DEFAULT_TTS_TEXT =
   "Hello from Patchbay. This voice was synthesized on the server, sent over a WebSocket, " +
@@ -41,6 +63,12 @@ export function isRecorderEndpoint(endpoint) {
 
 /** @type {Map<string, HTMLTableRowElement>} */
 const rows = new Map();
+/** Per adapter: its frame count as last polled and when it last changed (performance.now()). */
+const activity = new Map();
+/** The source the user picked in the select ("" = the default: the microphone this page publishes). */
+let chosenSource = "";
+/** The mic session the default was last applied for: a new publish makes the mic the source again. */
+let lastMicSession = "";
 let customUrl = "";
 let trackNameEdited = false;
 let echoRoom = randomHex(4);
@@ -60,7 +88,10 @@ export function initAdapters() {
   $("#adapter-track-name").addEventListener("input", () => {
     trackNameEdited = true;
   });
-  $("#adapter-source").addEventListener("change", applySource);
+  $("#adapter-source").addEventListener("change", () => {
+    chosenSource = /** @type {HTMLSelectElement} */ ($("#adapter-source")).value;
+    applySource();
+  });
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     void submit();
@@ -70,10 +101,14 @@ export function initAdapters() {
   $("#adapters-show-closed").addEventListener("change", render);
   on("sessions", fillSources);
   on("mic", fillSources);
+  on("adapters", fillSources);
   on("adapters", render);
   on("pulls", render);
+  on("pulls", updateSourceStatus);
   fillSources();
   applyPreset();
+  // The mic's level moves between polls: the silence warning follows it twice a second.
+  setInterval(updateSourceStatus, 500);
 }
 
 /** Enables or disables the built-in examples in the endpoint select (known once signed in). */
@@ -126,7 +161,9 @@ function applyPreset() {
     url.value = exampleUrl(`${EXAMPLES.tts}?text=${encodeURIComponent(text)}`);
     setText(
       hint,
-      "The example speaks the text, sends it in 16 KiB chunks then an empty packet, and hangs up.",
+      "The example speaks the text and sends the whole clip at once (16 KiB chunks, then an empty packet); " +
+        "the server plays it out in real time. The example then keeps the socket open, so the adapter and " +
+        "its track stay, silent, until you close them: the adapter's card says “finished”.",
     );
   } else if (p === "recorder") {
     setDirection("egress");
@@ -154,31 +191,133 @@ function applyPreset() {
   $("#egress-fields").hidden = dir === "ingest";
   if (!trackNameEdited) trackName.value = p === "tts" ? "tts" : p === "echo" ? "echo" : "ingest";
   setText($("#adapter-create"), p === "echo" ? "Start echo" : "Create adapter");
+  updateTtsNote();
+  updateSourceStatus();
 }
 
-/** Rebuilds the "Source track" select from the active published tracks. */
+/** The characters of the text to speak, against the tts example's limit. */
+function ttsLength() {
+  return /** @type {HTMLTextAreaElement} */ ($("#tts-text")).value.trim().length;
+}
+
+function ttsTooLong() {
+  return `The text has ${fmtInt(ttsLength())} characters: the tts example speaks at most ${fmtInt(TTS_MAX_CHARS)} characters and refuses longer texts (HTTP 400, “text longer than ${TTS_MAX_CHARS} characters”). Shorten it.`;
+}
+
+function updateTtsNote() {
+  const note = $("#tts-text-note");
+  const n = ttsLength();
+  const over = n > TTS_MAX_CHARS;
+  note.dataset.over = String(over);
+  /** @type {HTMLTextAreaElement} */ ($("#tts-text")).setAttribute("aria-invalid", String(over));
+  setText(
+    note,
+    over
+      ? `${fmtInt(n)} / ${fmtInt(TTS_MAX_CHARS)} characters: too long. The tts example speaks at most ${fmtInt(TTS_MAX_CHARS)} characters and refuses longer texts (HTTP 400, “text longer than ${TTS_MAX_CHARS} characters”).`
+      : `${fmtInt(n)} / ${fmtInt(TTS_MAX_CHARS)} characters`,
+  );
+}
+
+/** Is this the built-in tts example saying its text once? (It keeps the socket open after the clip.) */
+function isOneShotTts(endpoint) {
+  try {
+    const u = new URL(endpoint);
+    const repeat = (u.searchParams.get("repeat") ?? "").toLowerCase();
+    return u.host === location.host && u.pathname === EXAMPLES.tts && repeat !== "1" && repeat !== "true";
+  } catch {
+    return false;
+  }
+}
+
+/** The open ingest adapter whose track `src` is, if any. */
+function ingestAdapterOf(src) {
+  return state.adapters.find(
+    (a) =>
+      a.direction === "ingest" &&
+      a.state !== "closed" &&
+      a.sessionId === src.sessionId &&
+      a.trackName === src.trackName,
+  );
+}
+
+function isOwnMic(src) {
+  const mic = state.mic;
+  return mic !== null && src.sessionId === mic.sessionId && src.trackName === mic.trackName;
+}
+
+/**
+ * Who publishes a source track, long (for the line under the select) and short (for its option).
+ * @param {{sessionId: string, trackName: string, role?: import("./state.js").SessionRole, earlier?: boolean}} src
+ */
+function publisherOf(src) {
+  if (isOwnMic(src))
+    return { long: "your microphone, published by this page", short: "your microphone (this page)" };
+  const adapter = ingestAdapterOf(src);
+  if (adapter)
+    return {
+      long: `the track of ingest adapter ${shortId(adapter.adapterId)} (endpoint ${prettyEndpoint(adapter.endpoint)})`,
+      short: `ingest adapter ${shortId(adapter.adapterId)}`,
+    };
+  if (src.role === "mic" && src.earlier)
+    return {
+      long: "a microphone published by an earlier load of this page",
+      short: "microphone of an earlier page load",
+    };
+  if (src.role === "mic")
+    return { long: "a microphone published by this page", short: "microphone (this page)" };
+  const role = src.role ? ROLE_LABEL[src.role].toLowerCase() : "another";
+  return { long: `a track of a session listed as “${role}”`, short: `${role} session` };
+}
+
+/**
+ * Rebuilds the "Source track" select from the active published tracks. The default is the microphone this
+ * page publishes (never whichever track happens to come first); a track the user picked stays picked while it
+ * exists.
+ */
 function fillSources() {
   const select = /** @type {HTMLSelectElement} */ ($("#adapter-source"));
-  const current = select.value;
   const sources = activeSources();
+  const micSession = state.mic?.sessionId ?? "";
+  if (micSession && micSession !== lastMicSession && chosenSource !== "manual") chosenSource = "";
+  lastMicSession = micSession;
+  const micValue = state.mic ? `${state.mic.sessionId}/${state.mic.trackName}` : "";
+  const micListed = micValue !== "" && sources.some((s) => `${s.sessionId}/${s.trackName}` === micValue);
+  const options = sources.map((s) => [
+    `${s.sessionId}/${s.trackName}`,
+    `${s.trackName} — ${publisherOf(s).short} · ${shortId(s.sessionId)}`,
+  ]);
+  // Rebuilt only when the list changes: replacing the options closes a select the user has open.
+  const signature = JSON.stringify([options, micListed, state.mic !== null]);
+  if (select.dataset.signature !== signature) {
+    select.dataset.signature = signature;
+    rebuildSources(select, sources.length, micListed, options);
+  }
+  const values = [...select.options].map((o) => o.value);
+  if (chosenSource && values.includes(chosenSource)) select.value = chosenSource;
+  else {
+    chosenSource = "";
+    select.value = micListed ? micValue : "";
+  }
+  applySource();
+}
+
+function rebuildSources(select, count, micListed, options) {
   replaceChildren(
     select,
-    sources.length === 0
+    count === 0
       ? h("option", { value: "" }, "No active track: publish your microphone first")
-      : null,
-    sources.map((s) =>
-      h(
-        "option",
-        { value: `${s.sessionId}/${s.trackName}` },
-        `${s.trackName} — ${ROLE_LABEL[s.role].toLowerCase()} ${shortId(s.sessionId)}`,
-      ),
-    ),
+      : micListed
+        ? null
+        : h(
+            "option",
+            { value: "" },
+            state.mic
+              ? "Choose a track (your microphone is connecting…)"
+              : "Choose a track, or publish your microphone",
+          ),
+    options.map(([value, label]) => h("option", { value }, label)),
     h("option", { value: "manual" }, "Another session id and track name…"),
   );
-  if ([...select.options].some((o) => o.value === current && current !== "")) select.value = current;
-  else if (state.mic && sources.some((s) => s.sessionId === state.mic?.sessionId))
-    select.value = `${state.mic.sessionId}/${state.mic.trackName}`;
-  applySource();
 }
 
 let lastSource = "";
@@ -190,6 +329,96 @@ function applySource() {
     lastSource = value;
     if (preset() === "recorder") applyPreset();
   }
+  updateSourceStatus();
+}
+
+/** Why an ingest adapter's track is silent now (open, nothing queued, no frame played lately), or null. */
+function ingestIdle(a) {
+  if (a.direction !== "ingest" || a.state !== "open" || a.queuedMs > 0) return null;
+  const seen = activity.get(a.adapterId);
+  if (!seen) return null;
+  const still = performance.now() - seen.changedAt;
+  if (still < IDLE_MS) return null;
+  return a.frames === 0
+    ? { kind: "waiting", text: "its endpoint has sent no audio", stillMs: still }
+    : {
+        kind: "finished",
+        text: `its endpoint sent ${fmtDuration(a.frames * 20)} of audio, all played, and has sent nothing since`,
+        stillMs: still,
+      };
+}
+
+/**
+ * Why the chosen source carries silence, or null when it sounds (or cannot be told). Measured where the
+ * console can: its own microphone's meter (and mute), an ingest adapter's played-frame counter, the meter of
+ * a track playing here.
+ */
+function silenceOf(src, listed) {
+  const what =
+    preset() === "echo"
+      ? "the echo would send silence"
+      : preset() === "recorder"
+        ? "the recorder would record silence"
+        : "the endpoint would receive silence";
+  const mic = state.mic;
+  if (mic && isOwnMic(src)) {
+    if (!mic.track.enabled) return `Your microphone is muted: ${what}. Unmute it under Microphone.`;
+    if (mic.track.readyState === "ended")
+      return `Your microphone's input has ended: ${what}. Stop it and publish it again.`;
+    const ms = mic.meter.silentForMs();
+    if (ms >= MIC_SILENT_MS)
+      return `Your microphone has been silent for ${Math.round(ms / 1000)} s (below −70 dB): ${what}. Check its input above, or the system's sound settings.`;
+    return null;
+  }
+  const adapter = ingestAdapterOf(src);
+  if (adapter) {
+    const idle = ingestIdle(adapter);
+    return idle ? `Track ${src.trackName} is silent: ${idle.text}. So ${what}.` : null;
+  }
+  if (listed?.role === "mic" && listed.earlier)
+    return `Track ${src.trackName} is silent: an earlier load of this page published it and nothing sends into it any more, so ${what}. Publish your microphone again.`;
+  for (const p of state.pulls.values())
+    if (
+      !p.ended &&
+      p.meter &&
+      p.from.sessionId === src.sessionId &&
+      p.from.trackName === src.trackName &&
+      p.meter.silentForMs() >= MIC_SILENT_MS
+    )
+      return `Track ${src.trackName} has been silent for ${Math.round(p.meter.silentForMs() / 1000)} s where it plays here: ${what}.`;
+  return null;
+}
+
+let sourceInfoKey = "";
+
+/** The line naming the chosen source (track, publisher, session) and the warning when it is silent. */
+function updateSourceStatus() {
+  const info = $("#adapter-source-info");
+  const warning = $("#adapter-source-warning");
+  const src = $("#egress-fields").hidden ? null : source();
+  if (!src?.sessionId || !src.trackName) {
+    info.hidden = true;
+    warning.hidden = true;
+    sourceInfoKey = "";
+    return;
+  }
+  const listed = activeSources().find((s) => s.sessionId === src.sessionId && s.trackName === src.trackName);
+  const who = listed ? publisherOf(listed).long : "a track typed in by hand (not listed here)";
+  const key = JSON.stringify([src, who]);
+  if (key !== sourceInfoKey) {
+    sourceInfoKey = key;
+    replaceChildren(
+      info,
+      "Sends ",
+      h("b", null, src.trackName),
+      ` — ${who}, on session `,
+      idWithCopy(src.sessionId, "session id"),
+    );
+  }
+  info.hidden = false;
+  const silent = silenceOf(src, listed);
+  warning.hidden = !silent;
+  setText(warning, silent ?? "");
 }
 
 /** The egress source chosen in the form. */
@@ -212,8 +441,11 @@ export function prefillEgress(from) {
   applyPreset();
   const select = /** @type {HTMLSelectElement} */ ($("#adapter-source"));
   const value = `${from.sessionId}/${from.trackName}`;
-  if ([...select.options].some((o) => o.value === value)) select.value = value;
-  else {
+  if ([...select.options].some((o) => o.value === value)) {
+    select.value = value;
+    chosenSource = value;
+  } else {
+    chosenSource = "manual";
     select.value = "manual";
     /** @type {HTMLInputElement} */ ($("#adapter-source-session")).value = from.sessionId;
     /** @type {HTMLInputElement} */ ($("#adapter-source-track")).value = from.trackName;
@@ -223,8 +455,8 @@ export function prefillEgress(from) {
   $("#adapter-url").focus({ preventScroll: true });
 }
 
-function formError(message) {
-  logError({ name: "form", message }, "New adapter");
+function formError(message, code = "form") {
+  logError({ name: code, message }, "New adapter");
 }
 
 async function submit() {
@@ -237,6 +469,7 @@ async function submit() {
   const dir = direction();
   const src = source();
   if (p !== "echo" && !endpoint) return formError("Enter the endpoint URL (ws:// or wss://).");
+  if (p === "tts" && ttsLength() > TTS_MAX_CHARS) return formError(ttsTooLong(), "text_too_long");
   if ((p === "echo" || dir === "egress") && (!src?.sessionId || !src.trackName))
     return formError(
       p === "echo" ? "Publish your microphone first: the echo sends it." : "Choose the track to send.",
@@ -256,7 +489,12 @@ async function submit() {
 /** POST adapters/websocket/new with items; returns the successful items (failures are shown by Api). */
 async function create(items) {
   try {
-    const res = await api().call("POST", "adapters/websocket/new", { tracks: items });
+    const res = await api().call(
+      "POST",
+      "adapters/websocket/new",
+      { tracks: items },
+      { explain: (item, i) => explainRefusal(item, items[i]?.endpoint) },
+    );
     return (res.tracks ?? []).filter((t) => !t.errorCode);
   } catch (err) {
     if (!(/** @type {{reported?: boolean}} */ (err).reported)) logError(err, "Creating the adapter");
@@ -264,6 +502,44 @@ async function create(items) {
   } finally {
     void refreshAdapters();
   }
+}
+
+/**
+ * What a refused handshake means. The adapter API passes on the endpoint's HTTP status ("Unexpected server
+ * response: 400") but not the body of its answer, which holds the reason; for this server's own examples the
+ * console knows their rules and says which one applies.
+ * @param {{errorCode?: string, errorDescription?: string}} item
+ * @param {string | undefined} endpoint
+ */
+export function explainRefusal(item, endpoint) {
+  if (item.errorCode !== "websocket_handshake_failed" || !endpoint) return undefined;
+  const m = /Unexpected server response: (\d{3})/.exec(item.errorDescription ?? "");
+  const status = m ? Number(m[1]) : 0;
+  let u;
+  try {
+    u = new URL(endpoint);
+  } catch {
+    return undefined;
+  }
+  const own = u.host === location.host && u.pathname.startsWith("/examples/");
+  if (!own)
+    return status
+      ? `the endpoint answered the WebSocket handshake with HTTP ${status} instead of 101; the adapter API does not pass on the body of that answer (its reason): the endpoint's log has it`
+      : undefined;
+  const name = u.pathname.slice("/examples/".length).split("/")[0];
+  const text = (u.searchParams.get("text") ?? "").trim();
+  if (name === "tts" && text.length > TTS_MAX_CHARS)
+    return `the tts example speaks at most ${fmtInt(TTS_MAX_CHARS)} characters and refused this text of ${fmtInt(text.length)} (HTTP 400, “text longer than ${TTS_MAX_CHARS} characters”)`;
+  if (status === 401 || status === 403)
+    return "the examples on this server need the app's examples token (?token=…), and it is missing or wrong";
+  if (status === 404) return `there is no example endpoint at ${u.pathname}`;
+  if (status === 429)
+    return `the ${name} example is busy (too many connections, or its limits are reached); try again in a moment`;
+  if (status === 503) return "the examples are shutting down";
+  if (status === 400 && name === "tts")
+    return `the tts example refused its query: text at most ${fmtInt(TTS_MAX_CHARS)} characters, voice like en-us or de, wpm 80–450, repeat 1 or 0, gap 0–60000 ms`;
+  if (status === 400) return `the ${name} example refused its query parameters (docs/EXAMPLES.md lists them)`;
+  return undefined;
 }
 
 async function createIngest(endpoint, trackName, autoplay) {
@@ -345,6 +621,11 @@ export async function refreshAdapters() {
     return; // shown by Api
   }
   state.adapters = Array.isArray(body.adapters) ? body.adapters : [];
+  const now = performance.now();
+  for (const a of state.adapters) {
+    const seen = activity.get(a.adapterId);
+    if (!seen || seen.frames !== a.frames) activity.set(a.adapterId, { frames: a.frames, changedAt: now });
+  }
   for (const a of state.adapters) {
     if (a.direction === "ingest") watchSession(a.sessionId, "ingest", a.trackName, { automatic: true });
     else if (a.state !== "closed") watchSession(a.sessionId, "source", "", { automatic: true });
@@ -384,9 +665,14 @@ function rowElement(a) {
           ),
           h("span", { class: "track-name" }, a.trackName),
           h(
-            "code",
-            { class: "id", title: `adapter ${a.adapterId}\nsession ${a.sessionId}` },
-            shortId(a.adapterId),
+            "span",
+            { class: "id-copy" },
+            h(
+              "code",
+              { class: "id", title: `adapter ${a.adapterId}\nsession ${a.sessionId}` },
+              shortId(a.adapterId),
+            ),
+            copyButton(a.adapterId, "adapter id"),
           ),
         ),
         h(
@@ -395,7 +681,13 @@ function rowElement(a) {
           prettyEndpoint(a.endpoint),
         ),
       ),
-      cell("state", "State", badge(a.state), h("div", { class: "close-reason" })),
+      cell(
+        "state",
+        "State",
+        badge(a.state),
+        h("div", { class: "state-note" }),
+        h("div", { class: "close-reason" }),
+      ),
       cell("frames", "Frames"),
       cell("queued", "Queued"),
       cell("underruns", "Underruns"),
@@ -427,12 +719,35 @@ function updateRow(row, a) {
   setBadge(/** @type {HTMLElement} */ (q("state").querySelector(".badge")), a.state);
   const reason = /** @type {HTMLElement} */ (q("state").querySelector(".close-reason"));
   setText(reason, a.state === "closed" ? (a.closeReason ?? "") : "");
-  reason.title = a.closeReason ?? "";
+  // An ingest endpoint that has sent everything keeps its socket (and so the track) open: say so, and make
+  // Close the obvious next step.
+  const idle = ingestIdle(a);
+  const note = /** @type {HTMLElement} */ (q("state").querySelector(".state-note"));
+  const secs = idle ? `${Math.round(idle.stillMs / 1000)} s` : "";
+  setText(
+    note,
+    !idle
+      ? ""
+      : idle.kind === "waiting"
+        ? `waiting: no audio yet (${secs}) · track silent`
+        : isOneShotTts(a.endpoint)
+          ? `finished: clip played (${fmtDuration(a.frames * 20)}) · track silent`
+          : `finished or paused: nothing new for ${secs} · track silent`,
+  );
+  note.title = !idle
+    ? ""
+    : `The endpoint ${idle.kind === "waiting" ? "has sent no audio yet" : `has sent ${fmtDuration(a.frames * 20)} of audio, all played, and nothing for ${secs}`}; its socket is still open, so the track stays, carrying silence. Close the adapter to end the track and its session.`;
+  if (idle) row.dataset.idle = idle.kind;
+  else delete row.dataset.idle;
   setText(q("frames"), fmtInt(a.frames));
   setText(q("queued"), `${fmtInt(a.queuedMs)} ms`);
   setText(q("underruns"), fmtInt(a.underruns));
   setText(q("drops"), fmtInt(a.droppedFrames));
   setText(q("reconnects"), fmtInt(a.reconnects));
+  // Zero counters of trouble fold away on narrow cards (they show, highlighted, once they count).
+  q("underruns").dataset.zero = String(!a.underruns);
+  q("drops").dataset.zero = String(!a.droppedFrames);
+  q("reconnects").dataset.zero = String(!a.reconnects);
   q("drops").classList.toggle("warn", a.droppedFrames > 0);
   q("reconnects").classList.toggle("warn", a.reconnects > 0);
   const play = /** @type {HTMLButtonElement} */ (row.querySelector('[data-action="play"]'));
@@ -440,20 +755,33 @@ function updateRow(row, a) {
   play.hidden = a.direction !== "ingest" || a.state === "closed";
   play.disabled = playing;
   setText(play, playing ? "Playing" : "Play");
-  /** @type {HTMLElement} */ (row.querySelector('[data-action="close"]')).hidden = a.state === "closed";
+  const close = /** @type {HTMLElement} */ (row.querySelector('[data-action="close"]'));
+  close.hidden = a.state === "closed";
+  close.title =
+    idle?.kind === "finished"
+      ? "The endpoint has finished: close the adapter to end its track and session"
+      : "Close the adapter (adapters/websocket/close)";
 }
 
 function render() {
   const body = $("#adapters-body");
   const showClosed = /** @type {HTMLInputElement} */ ($("#adapters-show-closed")).checked;
-  const all = [...state.adapters].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
-  const shown = all.filter((a) => showClosed || a.state !== "closed");
+  const newest = (a, b) => b.createdAt.localeCompare(a.createdAt);
+  const open = state.adapters.filter((a) => a.state !== "closed").sort(newest);
+  // Closed adapters pile up (the server keeps their records): the few closed last stay in view (with their
+  // reasons), the older ones fold away behind "show all closed".
+  const closed = state.adapters
+    .filter((a) => a.state === "closed")
+    .sort((a, b) => (b.closedAt ?? b.createdAt).localeCompare(a.closedAt ?? a.createdAt));
+  const shownClosed = showClosed ? closed : closed.slice(0, RECENT_CLOSED);
+  const shown = [...open, ...shownClosed];
   const ids = new Set(shown.map((a) => a.adapterId));
   for (const [id, row] of rows)
     if (!ids.has(id)) {
       row.remove();
       rows.delete(id);
     }
+  for (const id of activity.keys()) if (!state.adapters.some((a) => a.adapterId === id)) activity.delete(id);
   shown.forEach((a, i) => {
     let row = rows.get(a.adapterId);
     if (!row) {
@@ -463,12 +791,16 @@ function render() {
     updateRow(row, a);
     if (body.children[i] !== row) body.insertBefore(row, body.children[i] ?? null);
   });
-  const open = all.filter((a) => a.state !== "closed").length;
-  const closed = all.length - open;
+  const folded = closed.length - shownClosed.length;
   $("#adapters-empty").hidden = shown.length > 0;
   $("#adapters-table").classList.toggle("is-empty", shown.length === 0);
-  setText($("#adapters-summary"), all.length ? `${open} open${closed ? ` · ${closed} closed` : ""}` : "");
-  /** @type {HTMLButtonElement} */ ($("#adapters-close-all")).disabled = open === 0;
+  setText(
+    $("#adapters-summary"),
+    state.adapters.length ? `${open.length} open${closed.length ? ` · ${closed.length} closed` : ""}` : "",
+  );
+  $("#adapters-closed-toggle").hidden = closed.length <= RECENT_CLOSED && !showClosed;
+  setText($("#adapters-closed-label"), showClosed ? `all ${closed.length} closed` : `${folded} older closed`);
+  /** @type {HTMLButtonElement} */ ($("#adapters-close-all")).disabled = open.length === 0;
 }
 
 function onTableClick(ev) {
@@ -526,6 +858,9 @@ async function closeAll() {
 
 export function resetAdapters() {
   state.adapters = [];
+  activity.clear();
+  chosenSource = "";
+  lastMicSession = "";
   for (const row of rows.values()) row.remove();
   rows.clear();
   emit("adapters");

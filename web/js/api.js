@@ -45,7 +45,9 @@ export class Api {
    * @param {"GET"|"POST"|"PUT"} method
    * @param {string} path relative to /v1/apps/{appId}/
    * @param {unknown} [body]
-   * @param {{quiet?: boolean}} [opts] quiet: do not report (the caller shows the outcome itself)
+   * @param {{quiet?: boolean, explain?: (item: {errorCode: string, errorDescription?: string}, index: number)
+   *   => string | undefined}} [opts] quiet: do not report (the caller shows the outcome itself); explain: what
+   *   a per-item failure (`tracks[i]`) means, appended to its errorDescription before it is shown
    */
   async call(method, path, body, opts = {}) {
     const fail = (info) => {
@@ -81,6 +83,12 @@ export class Api {
     } catch {
       json = undefined;
     }
+    if (opts.explain && Array.isArray(json?.tracks))
+      json.tracks.forEach((t, i) => {
+        if (!t || typeof t !== "object" || typeof t.errorCode !== "string") return;
+        const extra = opts.explain?.(t, i);
+        if (extra) t.errorDescription = t.errorDescription ? `${t.errorDescription} — ${extra}` : extra;
+      });
     if (!res.ok) {
       const items = itemErrors(json);
       const errorCode =

@@ -8,7 +8,7 @@ import {
   setExamplesAvailable,
 } from "./adapters.js";
 import { Api } from "./api.js";
-import { $, setText, shortId } from "./dom.js";
+import { $, copyText, idWithCopy, replaceChildren, setText, shortId } from "./dom.js";
 import { clearLog, initLog, logError, logInfo, logOk } from "./log.js";
 import { initMic, micStats, stopMic } from "./mic.js";
 import { dropAllPulls, initPulls, playTrack, updatePullStats } from "./pulls.js";
@@ -142,7 +142,7 @@ async function signIn(creds) {
   $("#signin-view").hidden = true;
   $("#console-view").hidden = false;
   $("#whoami").hidden = false;
-  setText($("#app-chip-text"), `app ${shortId(creds.appId)}`);
+  replaceChildren($("#app-chip-text"), "app ", idWithCopy(creds.appId, "app id", shortId(creds.appId)));
   $("#app-chip").title = `Signed in to app ${creds.appId}`;
   logOk("Signed in", `app ${creds.appId}`);
   restoreSessions();
@@ -260,6 +260,22 @@ const hook = {
 };
 Object.defineProperty(window, "patchbayConsole", { value: Object.freeze(hook) });
 
+// ---- copy buttons ---------------------------------------------------------------------------------------
+
+/** Any `button[data-copy]` (see copyButton in dom.js) copies its value; the button says whether it worked. */
+function onCopyClick(ev) {
+  const button = /** @type {HTMLElement} */ (ev.target).closest?.("button[data-copy]");
+  if (!(button instanceof HTMLButtonElement)) return;
+  ev.preventDefault();
+  ev.stopPropagation();
+  const value = button.dataset.copy ?? "";
+  void copyText(value).then((ok) => {
+    button.dataset.copied = ok ? "yes" : "no";
+    if (!ok) logInfo("Copy to the clipboard refused by the browser", value);
+    setTimeout(() => delete button.dataset.copied, 1500);
+  });
+}
+
 // ---- start ------------------------------------------------------------------------------------------------
 
 async function main() {
@@ -294,6 +310,13 @@ async function main() {
   });
   $("#sign-out").addEventListener("click", () => void signOut());
   $("#activity-clear").addEventListener("click", clearLog);
+  document.addEventListener("click", onCopyClick);
+  // Leaving (reload, navigation, closing the tab): end our peer connections now, so the server closes the
+  // mic and player sessions at once instead of keeping them "open" until their transport times out.
+  window.addEventListener("pagehide", () => {
+    state.mic?.pc.close();
+    for (const p of state.pulls.values()) p.pc?.close();
+  });
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) void poll();
   });

@@ -12,6 +12,8 @@ export function audioContext() {
 }
 
 const FLOOR_DB = -60;
+/** Below this the input is as good as silent (a real microphone's noise floor is well above it). */
+export const SOUND_DB = -70;
 /** @type {Set<Meter>} */
 const meters = new Set();
 let frame = 0;
@@ -64,6 +66,9 @@ export class Meter {
     /** Highest level seen since creation (0..1), for tests and the "heard something" hint. */
     this.max = 0;
     this.lastDb = Number.NEGATIVE_INFINITY;
+    this.createdAt = performance.now();
+    /** When the input was last above SOUND_DB (performance.now()); 0: never. */
+    this.lastSoundAt = 0;
     meters.add(this);
     if (!frame) frame = requestAnimationFrame(loop);
   }
@@ -83,6 +88,7 @@ export class Meter {
     }
     this.max = Math.max(this.max, target);
     this.lastDb = db;
+    if (db > SOUND_DB) this.lastSoundAt = now;
     this.el.style.setProperty("--level", this.level.toFixed(3));
     this.el.style.setProperty("--peak", this.peak.toFixed(3));
     this.el.setAttribute("aria-valuenow", this.level.toFixed(2));
@@ -91,6 +97,11 @@ export class Meter {
       const text = this.level > 0.005 ? `${Math.round(this.level * -FLOOR_DB + FLOOR_DB)} dB` : "–∞ dB";
       if (this.dbLabel.textContent !== text) this.dbLabel.textContent = text;
     }
+  }
+
+  /** Milliseconds the input has been (as good as) silent, 0 while it sounds. */
+  silentForMs(now = performance.now()) {
+    return this.lastSoundAt >= now - 250 ? 0 : now - Math.max(this.lastSoundAt, this.createdAt);
   }
 
   destroy() {

@@ -108,3 +108,33 @@ export async function copyText(text) {
     return false;
   }
 }
+
+/**
+ * A small button that copies `value` (a full id) to the clipboard; the page-wide click handler in app.js
+ * does the copying, so buttons made anywhere (tables rebuilt every second) need no listener of their own.
+ * @param {string} value
+ * @param {string} what e.g. "session id"
+ */
+export function copyButton(value, what) {
+  return h(
+    "button",
+    {
+      class: "copy-btn",
+      type: "button",
+      dataset: { copy: value },
+      title: `Copy the ${what} ${value}`,
+      "aria-label": `Copy the ${what}`,
+    },
+    h("span", { class: "sr-only" }, "Copy"),
+  );
+}
+
+/** A short id with its full value in the title and a copy button next to it. */
+export function idWithCopy(id, what, text = shortId(id)) {
+  return h(
+    "span",
+    { class: "id-copy" },
+    h("code", { class: "id", title: `${what} ${id}` }, text),
+    copyButton(id, what),
+  );
+}

@@ -3,6 +3,8 @@ import { clockTime, h, setText } from "./dom.js";
 
 const MAX_ENTRIES = 100;
 const TOAST_MS = 8000;
+/** Toasts kept at once (a wide screen shows them all, a narrow one the newest). */
+const MAX_TOASTS = 3;
 
 /** @type {HTMLOListElement | null} */
 let list = null;
@@ -129,7 +131,10 @@ function toast(t) {
       return;
     }
   }
-  const close = () => el.remove();
+  const close = () => {
+    el.remove();
+    markMore();
+  };
   const el = h(
     "div",
     { class: "toast", role: "alert", dataset: { key, count: "1" } },
@@ -137,14 +142,27 @@ function toast(t) {
       "div",
       { class: "toast-head" },
       t.code ? h("code", { class: "error-code" }, t.code) : null,
-      h("strong", null, t.title),
+      h("strong", { title: t.title }, t.title),
       h("span", { class: "toast-count" }),
+      h("span", { class: "toast-more" }),
       h("button", { class: "icon-btn", type: "button", "aria-label": "Dismiss", onclick: close }, "×"),
     ),
-    h("div", { class: "toast-detail" }, t.detail),
+    // Clamped to two lines (the whole text is in the title and in Activity).
+    h("div", { class: "toast-detail", title: t.detail }, t.detail),
     t.where ? h("div", { class: "toast-where" }, t.where) : null,
   );
   toasts.append(el);
-  while (toasts.children.length > 4) toasts.firstElementChild?.remove();
+  while (toasts.children.length > MAX_TOASTS) toasts.firstElementChild?.remove();
+  markMore();
   setTimeout(close, TOAST_MS);
+}
+
+/** A narrow screen shows the newest toast only: it says how many more there are (all are in Activity). */
+function markMore() {
+  if (!toasts) return;
+  const all = [...toasts.children];
+  all.forEach((el, i) => {
+    const more = el.querySelector(".toast-more");
+    if (more) setText(more, i === all.length - 1 && all.length > 1 ? `+${all.length - 1}` : "");
+  });
 }

@@ -1,6 +1,6 @@
 // "Microphone": publish the user's microphone as a track, with a live level meter.
 import { audioContext, Meter, meterElement } from "./audio.js";
-import { $, h, replaceChildren, setBadge, setText, shortId } from "./dom.js";
+import { $, h, idWithCopy, replaceChildren, setBadge, setText } from "./dom.js";
 import { logError, logOk } from "./log.js";
 import { closeTrack, outboundAudio, publishMic, waitConnected } from "./rtc.js";
 import { refreshSessionNow, watchSession } from "./sessions.js";
@@ -68,11 +68,12 @@ async function publish() {
     };
     r.pc.addEventListener("connectionstatechange", show);
     show();
-    setText(
+    replaceChildren(
       $("#mic-info"),
-      `Track “${r.trackName}” on session ${shortId(r.sessionId)} (mid ${r.mid}). Pull it, record it or echo it.`,
+      `Track “${r.trackName}” on session `,
+      idWithCopy(r.sessionId, "session id"),
+      ` (mid ${r.mid}). Pull it, record it or echo it.`,
     );
-    $("#mic-info").title = r.sessionId;
     watchSession(r.sessionId, "mic", r.trackName);
     emit("mic");
     void listDevices();
@@ -95,6 +96,7 @@ function toggleMute() {
   const button = $("#mic-mute");
   button.setAttribute("aria-pressed", String(!mic.track.enabled));
   setText(button, mic.track.enabled ? "Mute" : "Unmute");
+  emit("mic");
 }
 
 /** Stops publishing: tracks/close (ends the track for every subscriber and egress adapter), then local cleanup. */

@@ -1,6 +1,6 @@
 // "Playing": tracks pulled into this page, each with its own peer connection, audio element and level meter.
 import { audioContext, Meter, meterElement } from "./audio.js";
-import { badge, h, setBadge, setText, shortId } from "./dom.js";
+import { badge, copyButton, h, setBadge, setText, shortId } from "./dom.js";
 import { logError, logOk } from "./log.js";
 import { closeTrack, inboundAudio, pullTrack, waitConnected } from "./rtc.js";
 import { refreshSessionNow, watchSession } from "./sessions.js";
@@ -41,6 +41,7 @@ export async function playTrack(from) {
         { class: "id", title: `source session ${from.sessionId}` },
         `from ${shortId(from.sessionId)}`,
       ),
+      copyButton(from.sessionId, "source session id"),
       stateBadge,
     ),
     meterEl,

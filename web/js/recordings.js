@@ -27,6 +27,7 @@ export function resetRecordings() {
   $("#recordings-card").hidden = true;
   $("#recordings-list").replaceChildren();
   items.clear();
+  levels.clear();
 }
 
 /** Polled every few seconds while the card is visible. */
@@ -160,12 +161,21 @@ function render(files, active) {
     if (!li) {
       li = h(
         "li",
-        { class: f.active ? "recording is-active" : "recording", dataset: { name: f.name } },
-        h("span", { class: "rec-icon", "aria-hidden": "true" }),
+        {
+          class: f.active ? "recording is-active" : "recording",
+          dataset: { name: f.name, state: f.active ? "recording" : "saved" },
+        },
+        h("span", {
+          class: "rec-icon",
+          role: "img",
+          "aria-label": f.active ? "recording now" : "saved",
+          title: f.active ? "Recording now" : "Saved",
+        }),
         f.url
           ? h("a", { href: f.url, download: f.name, class: "rec-name" }, f.name)
           : h("span", { class: "rec-name" }, f.name),
         h("span", { class: "rec-meta" }),
+        f.active ? null : h("span", { class: "rec-level" }),
         f.url
           ? h(
               "button",
@@ -184,10 +194,83 @@ function render(files, active) {
       .filter(Boolean)
       .join(" · ");
     setText(/** @type {HTMLElement} */ (li.querySelector(".rec-meta")), meta);
+    if (!f.active && f.url) void checkLevel(f.name, f.url, "bytes" in f ? f.bytes : undefined, li);
     if (list.children[i] !== li) list.insertBefore(li, list.children[i] ?? null);
   });
   $("#recordings-empty").hidden = rows.length > 0;
   setText($("#recordings-summary"), files.length ? `${files.length} file${files.length > 1 ? "s" : ""}` : "");
+}
+
+// ---- is a recording silent? ---------------------------------------------------------------------------
+
+/** Largest file whose level is measured (about 87 s of 48 kHz stereo). */
+const MAX_CHECK_BYTES = 16 * 1024 * 1024;
+/** A peak below this (about −72 dBFS) is silence: what a muted or empty source records. */
+const SILENT_PEAK = 8;
+/** Peak sample of each finished file, by name (null: not measured). @type {Map<string, number | null>} */
+const levels = new Map();
+
+/**
+ * The issue this answers: a recorder fed by a silent track saved a WAV of zeros and nothing said so. Each
+ * finished file (up to MAX_CHECK_BYTES) is fetched once and its peak shown; a silent one is flagged.
+ */
+async function checkLevel(name, url, bytes, li) {
+  if (levels.has(name)) return showLevel(li, levels.get(name) ?? null);
+  levels.set(name, null);
+  if (bytes !== undefined && bytes > MAX_CHECK_BYTES) return showLevel(li, null);
+  let peak = null;
+  try {
+    const res = await fetch(url, { cache: "no-store" });
+    if (res.ok) peak = wavPeak(await res.arrayBuffer());
+  } catch {
+    peak = null;
+  }
+  levels.set(name, peak);
+  showLevel(li, peak);
+}
+
+/** The largest |sample| of a 16-bit PCM WAV file's data chunk, or null when it is not one. */
+export function wavPeak(buf) {
+  const v = new DataView(buf);
+  const tag = (at) =>
+    String.fromCharCode(v.getUint8(at), v.getUint8(at + 1), v.getUint8(at + 2), v.getUint8(at + 3));
+  if (buf.byteLength < 12 || tag(0) !== "RIFF" || tag(8) !== "WAVE") return null;
+  let at = 12;
+  while (at + 8 <= buf.byteLength) {
+    const size = v.getUint32(at + 4, true);
+    if (tag(at) === "data") {
+      const end = Math.min(buf.byteLength, at + 8 + size);
+      let peak = 0;
+      for (let i = at + 8; i + 1 < end; i += 2) {
+        const x = Math.abs(v.getInt16(i, true));
+        if (x > peak) peak = x;
+      }
+      return peak;
+    }
+    at += 8 + size + (size & 1);
+  }
+  return null;
+}
+
+function showLevel(li, peak) {
+  const el = /** @type {HTMLElement | null} */ (li.querySelector(".rec-level"));
+  if (!el || peak === null) return;
+  const silent = peak < SILENT_PEAK;
+  li.dataset.silent = String(silent);
+  const db = peak > 0 ? `${Math.round(20 * Math.log10(peak / 32768))} dBFS` : "−∞ dBFS";
+  if (silent) {
+    if (!el.querySelector(".rec-silent"))
+      el.replaceChildren(
+        h(
+          "span",
+          {
+            class: "rec-silent",
+            title: `Peak ${db}: the source was silent while it recorded (a muted microphone, or a track nothing sent audio into)`,
+          },
+          "silent",
+        ),
+      );
+  } else setText(el, `peak ${db}`);
 }
 
 function onClick(ev) {

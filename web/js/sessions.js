@@ -1,7 +1,7 @@
 // "Sessions & tracks": the API has no route that lists an app's sessions, so the console keeps the ones it
 // created, those of the app's adapters (from GET adapters/websocket) and any the user asks to watch, and
 // refreshes each with GET sessions/{id}.
-import { badge, h, replaceChildren, setBadge, setText, shortId } from "./dom.js";
+import { badge, copyButton, h, replaceChildren, setBadge, setText, shortId } from "./dom.js";
 import { logError } from "./log.js";
 import { api, emit, isPlaying, on, state } from "./state.js";
 
@@ -37,6 +37,7 @@ export function initSessions(h) {
   const list = /** @type {HTMLElement} */ (document.getElementById("sessions-list"));
   list.addEventListener("click", onClick);
   document.getElementById("sessions-clear")?.addEventListener("click", clearClosed);
+  document.getElementById("sessions-show-closed")?.addEventListener("change", render);
   document.getElementById("watch-form")?.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const input = /** @type {HTMLInputElement} */ (document.getElementById("watch-session-id"));
@@ -62,14 +63,24 @@ export function restoreSessions() {
     const saved = JSON.parse(sessionStorage.getItem(STORE_KEY) ?? "[]");
     if (Array.isArray(saved))
       for (const s of saved)
-        if (s && ID_RE.test(s.id) && s.role in ROLE_LABEL) watchSession(s.id, s.role, String(s.label ?? ""));
+        if (s && ID_RE.test(s.id) && s.role in ROLE_LABEL)
+          // A mic or player session of an earlier load of this page: its peer connection is gone with that
+          // page, so nothing sends into it or plays it here any more.
+          watchSession(s.id, s.role, String(s.label ?? ""), {
+            earlier: s.role === "mic" || s.role === "pull" || s.earlier === true,
+          });
   } catch {
     // a damaged entry: start empty
   }
 }
 
 function save() {
-  const list = [...state.sessions.values()].map(({ id, role, label }) => ({ id, role, label }));
+  const list = [...state.sessions.values()].map(({ id, role, label, earlier }) => ({
+    id,
+    role,
+    label,
+    earlier,
+  }));
   sessionStorage.setItem(STORE_KEY, JSON.stringify(list));
 }
 
@@ -88,7 +99,8 @@ export function forgetAllSessions() {
  * @param {string} id
  * @param {import("./state.js").SessionRole} role
  * @param {string} label
- * @param {{automatic?: boolean}} [opts] automatic: discovered by a poll, not added by the user
+ * @param {{automatic?: boolean, earlier?: boolean}} [opts] automatic: discovered by a poll, not added by the
+ *   user; earlier: created by an earlier load of this page (restored from sessionStorage)
  */
 export function watchSession(id, role, label, opts = {}) {
   if (opts.automatic && state.dismissed.has(id)) return;
@@ -103,7 +115,7 @@ export function watchSession(id, role, label, opts = {}) {
     return;
   }
   /** @type {import("./state.js").SessionEntry} */
-  const entry = { id, role, label, state: "checking", tracks: [] };
+  const entry = { id, role, label, state: "checking", tracks: [], earlier: opts.earlier === true };
   state.sessions.set(id, entry);
   save();
   emit("sessions");
@@ -187,26 +199,33 @@ export function activeSources() {
     if (s.state !== "open") continue;
     for (const t of s.tracks)
       if (t.location === "local" && t.status === "active")
-        out.push({ sessionId: s.id, trackName: t.trackName, role: s.role });
+        out.push({ sessionId: s.id, trackName: t.trackName, role: s.role, earlier: s.earlier === true });
   }
   return out;
 }
 
+/** Closed sessions shown without "show all closed": the ones added last. */
+const RECENT_CLOSED = 3;
+
 function render() {
   const list = /** @type {HTMLElement} */ (document.getElementById("sessions-list"));
-  const entries = [...state.sessions.values()].sort(
-    (a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role),
-  );
+  const isClosed = (s) => s.state === "closed" || s.state === "missing";
+  const all = [...state.sessions.values()];
+  const closedAll = all.filter(isClosed);
+  const showClosed = /** @type {HTMLInputElement | null} */ (document.getElementById("sessions-show-closed"))
+    ?.checked;
+  // Closed sessions pile up like closed adapters: the last few stay in view, the older ones fold away.
+  const keep = new Set((showClosed ? closedAll : closedAll.slice(-RECENT_CLOSED)).map((s) => s.id));
+  const entries = all
+    .filter((s) => !isClosed(s) || keep.has(s.id))
+    .sort((a, b) => ROLE_ORDER.indexOf(a.role) - ROLE_ORDER.indexOf(b.role));
+  const shown = new Set(entries.map((s) => s.id));
   for (const [id, el] of elements)
-    if (!state.sessions.has(id)) {
+    if (!shown.has(id)) {
       el.remove();
       elements.delete(id);
     }
-  let open = 0;
-  let closed = 0;
   entries.forEach((entry, i) => {
-    if (entry.state === "open") open++;
-    else if (entry.state === "closed" || entry.state === "missing") closed++;
     let el = elements.get(entry.id);
     if (!el) {
       el = sessionElement(entry);
@@ -215,11 +234,17 @@ function render() {
     updateSession(el, entry);
     if (list.children[i] !== el) list.insertBefore(el, list.children[i] ?? null);
   });
-  /** @type {HTMLElement} */ (document.getElementById("sessions-empty")).hidden = entries.length > 0;
+  const open = all.filter((s) => s.state === "open").length;
+  const closed = closedAll.length;
+  /** @type {HTMLElement} */ (document.getElementById("sessions-empty")).hidden = all.length > 0;
   setText(
     /** @type {HTMLElement} */ (document.getElementById("sessions-summary")),
-    entries.length ? `${open} open${closed ? ` · ${closed} closed` : ""}` : "",
+    all.length ? `${open} open${closed ? ` · ${closed} closed` : ""}` : "",
   );
+  const toggle = document.getElementById("sessions-closed-toggle");
+  if (toggle) toggle.hidden = closed <= RECENT_CLOSED && !showClosed;
+  const label = document.getElementById("sessions-closed-label");
+  if (label) setText(label, showClosed ? `all ${closed} closed` : `${closed - keep.size} older closed`);
 }
 
 function sessionElement(entry) {
@@ -231,6 +256,7 @@ function sessionElement(entry) {
       { class: "session-head" },
       h("span", { class: "role-chip" }),
       h("code", { class: "id", title: entry.id }, shortId(entry.id)),
+      copyButton(entry.id, "session id"),
       h("span", { class: "session-label" }),
       badge("checking…", "checking"),
       h(
@@ -253,8 +279,11 @@ function sessionElement(entry) {
 /** @param {HTMLElement} el @param {import("./state.js").SessionEntry} entry */
 function updateSession(el, entry) {
   const chip = /** @type {HTMLElement} */ (el.querySelector(".role-chip"));
-  setText(chip, ROLE_LABEL[entry.role]);
+  setText(chip, `${ROLE_LABEL[entry.role]}${entry.earlier ? " · earlier page" : ""}`);
   chip.dataset.role = entry.role;
+  chip.title = entry.earlier
+    ? "Created by an earlier load of this page: its peer connection ended with that page"
+    : "";
   el.dataset.state = entry.state;
   setText(/** @type {HTMLElement} */ (el.querySelector(".session-label")), entry.label);
   setBadge(/** @type {HTMLElement} */ (el.querySelector(".badge")), STATE_LABEL[entry.state], entry.state);

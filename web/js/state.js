@@ -5,7 +5,7 @@
  *   status: "active"|"inactive"}} TrackInfo
  * @typedef {"mic"|"pull"|"ingest"|"source"|"watched"} SessionRole
  * @typedef {{id: string, role: SessionRole, label: string, state: "checking"|"open"|"closed"|"missing"|"error",
- *   tracks: TrackInfo[], detail?: string, checkedAt?: number}} SessionEntry
+ *   tracks: TrackInfo[], detail?: string, checkedAt?: number, earlier?: boolean}} SessionEntry
  * @typedef {{adapterId: string, direction: "ingest"|"egress", state: "connecting"|"open"|"reconnecting"|"closed",
  *   closeReason?: string, trackName: string, sessionId: string, endpoint: string, createdAt: string,
  *   closedAt?: string, bytesProcessed: number, messages: number, frames: number, queuedMs: number,
