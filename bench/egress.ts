@@ -160,7 +160,8 @@ async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
       "\nms, p50/p99/max. total = UDP datagram delivered to the server's socket listener → ws.send of its PCM frame " +
         "returned (the frame is in the kernel: 'buffered' counts sends that left bytes in user space). udp→adapter = " +
         "werift receive path (DTLS/SRTP, RTP) up to the adapter's onPacket; adapter = onPacket → ws.send, what " +
-        "patchbay_adapter_latency_seconds reports (jitter buffer wait + decode + send); after slot = send − slot due; " +
+        "patchbay_adapter_queue_seconds (jitter buffer wait) and patchbay_adapter_latency_seconds (decode + send) " +
+        "report together; after slot = send − slot due; " +
         "target/depth = the jitter buffer's adaptive target and depth at the end.\n",
     );
     json.latency = steps;

@@ -158,8 +158,8 @@ async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
         "only frames that found the pacer queue empty on arrival. Parts: " +
         "wait = arrival → slot due (the frame waits for its 20 ms slot: ≈ lead minus transit); wake = slot → timer " +
         "wake; tick→write = pacer + Opus encode + RTP + SRTP + dgram.send call; →socket = until the UDP handle " +
-        "sends (dgram defers it to process.nextTick); adapter = what patchbay_adapter_latency_seconds reports " +
-        "(arrival → wake). after slot = departure − slot due; queued % = frames that found another frame already " +
+        "sends (dgram defers it to process.nextTick); adapter = what patchbay_adapter_queue_seconds and " +
+        "patchbay_adapter_latency_seconds report together (arrival → track.write returned). after slot = departure − slot due; queued % = frames that found another frame already " +
         "queued on arrival (after one missed slot a real-time sender stays a slot behind until it pauses).\n",
     );
     for (const w of step.windows) printNotes(r, w);

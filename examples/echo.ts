@@ -10,5 +10,11 @@ import { EchoExample } from "../src/examples/echo.ts";
 import { parseArgs, runScript, runStandalone } from "../src/examples/standalone.ts";
 
 await runScript(async () => {
-  await runStandalone(parseArgs(process.argv.slice(2)), (_worker, logger) => new EchoExample({ logger }));
+  const args = parseArgs(process.argv.slice(2), {
+    script: "examples/echo.ts",
+    summary:
+      "An echo endpoint pair: point an egress adapter at /echo/in?room=R and an ingest adapter at\n" +
+      "/echo/out?room=R; what the first sends, the second plays back. Prints both ws:// URLs.",
+  });
+  await runStandalone(args, (_worker, logger) => new EchoExample({ logger }));
 });

@@ -10,7 +10,13 @@ import { RecorderExample } from "../src/examples/recorder.ts";
 import { parseArgs, runScript, runStandalone } from "../src/examples/standalone.ts";
 
 await runScript(async () => {
-  const args = parseArgs(process.argv.slice(2), ["dir"]);
+  const args = parseArgs(process.argv.slice(2), {
+    script: "examples/recorder.ts",
+    summary:
+      'A recorder endpoint for an egress adapter (location "remote"): every connection becomes one WAV\n' +
+      "file (48 kHz stereo 16-bit), complete when the connection ends. Prints its ws:// URL.",
+    flags: [{ name: "dir", value: "path", description: "where the WAV files go (default ./recordings)" }],
+  });
   const dir = resolve(args.extra.get("dir") ?? "recordings");
   await runStandalone(args, (worker, logger) => {
     process.stderr.write(`[recorder] writing WAV files to ${dir}\n`);

@@ -9,7 +9,13 @@ import { parseArgs, runScript, runStandalone } from "../src/examples/standalone.
 import { TtsExample } from "../src/examples/tts.ts";
 
 await runScript(async () => {
-  const args = parseArgs(process.argv.slice(2), ["text"]);
+  const args = parseArgs(process.argv.slice(2), {
+    script: "examples/tts.ts",
+    summary:
+      'A text-to-speech endpoint for an ingest adapter (location "local"): each connection hears ?text=…\n' +
+      "(or the default sentence) synthesized offline with eSpeak NG. Prints its ws:// URL.",
+    flags: [{ name: "text", value: "sentence", description: "what to say when the URL has no ?text=" }],
+  });
   await runStandalone(
     args,
     (worker, logger) =>

@@ -111,6 +111,20 @@ function prettyLogs(config: Config): boolean {
   return config.log.format === "pretty" || (config.log.format === "auto" && process.stdout.isTTY === true);
 }
 
+/** What to tell the user when the HTTP listener could not be opened for a reason they can fix. */
+function listenError(err: unknown, config: Config): string | undefined {
+  const code = err instanceof Error && "code" in err ? err.code : undefined;
+  const { host, port } = config.http;
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  if (code === "EADDRINUSE")
+    return `${where} is in use by another process (choose another --http-port / PATCHBAY_HTTP_PORT)`;
+  if (code === "EACCES")
+    return `no permission to listen on ${where} (ports below 1024 need privileges: choose another --http-port / PATCHBAY_HTTP_PORT)`;
+  if (code === "EADDRNOTAVAIL")
+    return `${host} is not an address of this machine (choose another --http-host / PATCHBAY_HTTP_HOST)`;
+  return undefined;
+}
+
 function signalExitCode(signal: NodeJS.Signals): number {
   return 128 + (constants.signals[signal] ?? 0);
 }
@@ -173,14 +187,14 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   try {
     server = await startServer({ config, logger, apps: loaded.registry });
   } catch (err) {
-    const hint =
-      err instanceof Error && "code" in err && err.code === "EADDRINUSE"
-        ? " (choose another --http-port / PATCHBAY_HTTP_PORT)"
-        : "";
+    // A listen error the user can fix is one line, not a logged stack trace.
+    const known = listenError(err, config);
+    if (known) {
+      process.stderr.write(`patchbay: cannot start: ${known}\n`);
+      return 1;
+    }
     logger.fatal({ err }, "server failed to start");
-    process.stderr.write(
-      `patchbay: cannot start: ${err instanceof Error ? err.message : String(err)}${hint}\n`,
-    );
+    process.stderr.write(`patchbay: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
   handleShutdown(logger, () => server.close());

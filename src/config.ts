@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { didYouMean } from "./util/did-you-mean.ts";
 
 export type LogLevel = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
 export type LogFormat = "auto" | "json" | "pretty";
@@ -497,6 +498,18 @@ function isSettingName(s: string): s is SettingName {
   return Object.hasOwn(shape, s);
 }
 
+/** Why a flag is unknown, or the flag that was probably meant. */
+function unknownFlagHint(key: string): string {
+  if (isSettingName(key)) return ` (${envName(key)} is set through the environment only)`;
+  if (key.startsWith("no-") && isSettingName(key.slice(3)))
+    return ` (--${key.slice(3)} is not an on/off setting: give it a value)`;
+  const flags = NAMES.filter((n) => !SETTINGS[n].envOnly).flatMap((n) =>
+    BOOLEAN_SETTINGS.has(n) ? [n, `no-${n}`] : [n],
+  );
+  const guess = didYouMean(key, [...flags, "help", "version"]);
+  return guess ? `; did you mean --${guess}?` : "";
+}
+
 /** Flag values by setting name; problems are collected rather than thrown so one run reports all of them. */
 function parseFlags(argv: readonly string[], problems: string[]): Map<SettingName, Origin> {
   const out = new Map<SettingName, Origin>();
@@ -519,8 +532,9 @@ function parseFlags(argv: readonly string[], problems: string[]): Map<SettingNam
       negated = true;
     }
     if (!isSettingName(key) || SETTINGS[key].envOnly) {
-      const hint = isSettingName(key) ? ` (${envName(key)} is set through the environment only)` : "";
-      problems.push(`unknown flag ${JSON.stringify(token.slice(0, eq === -1 ? undefined : eq))}${hint}`);
+      problems.push(
+        `unknown flag ${JSON.stringify(token.slice(0, eq === -1 ? undefined : eq))}${unknownFlagHint(key)}`,
+      );
       continue;
     }
     if (BOOLEAN_SETTINGS.has(key)) {

@@ -28,18 +28,30 @@ export interface Metrics {
   readonly adapterUnderruns: Counter<"direction">;
   readonly adapterDrops: Counter<"direction">;
   readonly adapterReconnects: Counter<"direction">;
-  /** Seconds, observed per frame, labelled by direction. */
+  /** Adapters closed (any reason); the `adapters` gauge counts live ones only. */
+  readonly adaptersClosed: Counter<"direction">;
+  /** Seconds a frame waited for its turn (arrival → its slot), observed per frame, by direction. */
+  readonly adapterQueue: Histogram<"direction">;
+  /** Seconds from a frame's turn to its send (wake delay + codec + write), observed per frame, by direction. */
   readonly adapterLatency: Histogram<"direction">;
   /** prom-client's default `nodejs_eventloop_lag_seconds`, registered with the process CPU/memory metrics. */
   readonly eventLoopLag: Gauge;
 }
 
-// From 0.1 ms (in-process hops) to 500 ms (a deep jitter buffer or a stalled endpoint).
+// Processing: from 0.1 ms (encode or decode and a write) to 500 ms (a stalled event loop).
 const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5,
 ];
+// Queueing: from the wait for a 20 ms slot (≤ 20 ms when the endpoint keeps pace) and the egress reorder
+// buffer (20–40 ms) to a whole clip sent at once to an ingest adapter (up to --ingest-high-water-ms, 60 s
+// by default, plus what the socket held): 120 s.
+const QUEUE_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5, 10, 20,
+  30, 60, 90, 120,
+];
 
-const ADAPTER_STATES = ["connecting", "open", "reconnecting", "closed"] as const;
+/** The states of live adapters (a closed adapter is counted by patchbay_adapters_closed_total instead). */
+const ADAPTER_STATES = ["connecting", "open", "reconnecting"] as const;
 const DIRECTIONS: readonly AdapterDirection[] = ["ingest", "egress"];
 
 function sourcedGauge<L extends string>(
@@ -97,14 +109,30 @@ export function createMetrics(): Metrics {
     for (const labels of byDirection) c.inc(labels, 0);
     return c;
   };
+  const adapterQueue = new Histogram({
+    name: "patchbay_adapter_queue_seconds",
+    help:
+      "Time a frame waits in an adapter for its turn, by direction: ingest, from its arrival on the WebSocket " +
+      "to its 20 ms slot (pacer queue); egress, from its RTP packet's arrival to the slot that sends it " +
+      "(jitter buffer, send backlog). Plus patchbay_adapter_latency_seconds: arrival to send.",
+    labelNames: ["direction"] as const,
+    buckets: QUEUE_BUCKETS,
+    registers,
+  });
   const adapterLatency = new Histogram({
     name: "patchbay_adapter_latency_seconds",
-    help: "Time a frame spends inside the adapter, by direction.",
+    help:
+      "Time an adapter takes to send a frame once its turn came (its slot's due time), by direction: the " +
+      "timer's lateness, other streams of the same wake, Opus encode and RTP write (ingest) or decode and " +
+      "WebSocket send (egress). Queueing before that is patchbay_adapter_queue_seconds.",
     labelNames: ["direction"] as const,
     buckets: LATENCY_BUCKETS,
     registers,
   });
-  for (const labels of byDirection) adapterLatency.zero(labels);
+  for (const labels of byDirection) {
+    adapterQueue.zero(labels);
+    adapterLatency.zero(labels);
+  }
   return {
     registry,
     sessions: sourcedGauge(registry, "patchbay_sessions", "Sessions by state.", ["state"]),
@@ -123,7 +151,7 @@ export function createMetrics(): Metrics {
     adapters: sourcedGauge(
       registry,
       "patchbay_adapters",
-      "WebSocket adapters by direction and state.",
+      "Live WebSocket adapters by direction and state (closed ones: patchbay_adapters_closed_total).",
       ["direction", "state"],
       DIRECTIONS.flatMap((direction) => ADAPTER_STATES.map((state) => ({ direction, state }))),
     ),
@@ -140,6 +168,11 @@ export function createMetrics(): Metrics {
       "patchbay_adapter_reconnects_total",
       "Adapter WebSocket reconnections.",
     ),
+    adaptersClosed: directionCounter(
+      "patchbay_adapters_closed_total",
+      "WebSocket adapters closed, for any reason (by API, by the endpoint, on errors, on shutdown).",
+    ),
+    adapterQueue,
     adapterLatency,
     eventLoopLag,
   };

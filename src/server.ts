@@ -86,6 +86,18 @@ export function createServer(opts: StartOptions): ServerCore {
         onForwarded: () => metrics.forwardedPackets.inc(),
         onRetransmit: () => metrics.nackRetransmits.inc(),
         onError: (err, context) => logger.error({ err, appId: creds.appId, context }, "media path error"),
+        onSessionEvent: (e) => {
+          const ids = { appId: creds.appId, sessionId: e.session.id };
+          if (e.kind === "created") logger.info({ ...ids, peer: e.peer }, "session created");
+          else if (e.kind === "closed") logger.info({ ...ids, reason: e.reason }, "session closed");
+          else if (e.kind === "connected")
+            logger.info(ids, e.previous === "disconnected" ? "session reconnected" : "session connected");
+          else
+            logger.info(
+              { ...ids, graceMs: config.session.disconnectGraceMs },
+              "session disconnected, closing unless it reconnects",
+            );
+        },
       }),
   );
   metrics.sessions.addSource((add) => {
@@ -106,9 +118,10 @@ export function createServer(opts: StartOptions): ServerCore {
     now: () => realClock.now(),
   };
   const managers = new Map(apps.list().map((a) => [a.appId, new AdapterManager(a.state, adapterDeps)]));
+  // Live adapters only: the closed records the manager keeps for the state endpoint are not adapters.
   metrics.adapters.addSource((add) => {
     for (const m of managers.values())
-      for (const a of m.statuses()) add({ direction: a.direction, state: a.state });
+      for (const a of m.list()) add({ direction: a.direction, state: a.state });
   });
 
   const api = buildApi({

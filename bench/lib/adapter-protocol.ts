@@ -77,7 +77,7 @@ export interface IngestProbeReport {
     tickToWrite: Summary;
     /** track.write returned → UDP send (dgram sends on process.nextTick, after the whole wake). */
     writeToSocket: Summary;
-    /** What the adapter's own onFrame/histogram reports: arrival → wake (before encoding). */
+    /** What the adapter's own histograms report together (queue + latency): arrival → track.write returned. */
     adapterMetric: Summary;
   };
   counters: { framesPlayed: number; underruns: number; maxQueuedMs: number };
@@ -102,7 +102,7 @@ export interface EgressProbeReport {
     total: Summary;
     /** UDP datagram → the adapter's onPacket (werift: DTLS/SRTP decrypt, RTP parse, track.write). */
     udpToAdapter: Summary;
-    /** onPacket → ws.send returned: what the adapter's own histogram reports (jitter buffer + decode + send). */
+    /** onPacket → ws.send returned: the adapter's queue + latency histograms together (jitter buffer, decode, send). */
     adapterMetric: Summary;
   };
   counters: {

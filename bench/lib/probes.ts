@@ -7,8 +7,9 @@
 // attaches, so a refactor of the adapters fails loudly here instead of measuring nothing.
 //
 //   ingest:  enqueue(frame)   → how many frames were already queued in the pacer when this one arrived
-//            tick(now)        → the slot being run (registration.startMs + slot × 20) and the wake time
-//            opts.onFrame(ms) → the frame's arrival (wake − ms: the adapter's own metric is arrival → wake)
+//            tick(now, due)   → the slot being run (registration.startMs + slot × 20) and the wake time
+//            opts.onFrame(arrival, start, sent) → the frame's arrival; sent − arrival is what the adapter's
+//                               own histograms report together (queue + latency)
 //            track.write(pkt) → when the packet was handed to the subscriber's sink (Opus encode done, SRTP
 //                               encrypted, dgram.send called: PeerSenderSink → werift DTLS transport → ICE →
 //                               UDP transport → socket.send, all synchronous JavaScript)
@@ -21,8 +22,8 @@
 //            onPacket(pkt)    → the packet entered the adapter (inside that dispatch if werift is synchronous)
 //            tick(t)          → the slot whose frames are being produced (t is its due time, or the wake)
 //            emit(pcm, ts, a) → a decoded frame was queued (keyed by RTP timestamp back to its packet)
-//            opts.onFrame(ms) → the frame was written to the WebSocket (after ws.send returned), matched
-//                               through opts.now(), which the adapter calls right before it
+//            opts.onFrame(arrival, start, sent) → the frame was written to the WebSocket (ws.send returned at
+//                               `sent`), matched to its packet by `arrival`
 //
 // Cost when attached: a few closures and one small object per frame; the hooks on dgram are global to this
 // process and stay installed once a probe ran (they are cheap pass-throughs when no frame is pending).
@@ -47,11 +48,13 @@ const now = () => performance.now();
 
 // ---- the adapters' internals, as far as the probes use them --------------------------------------
 
+type OnFrame = (arrivalMs: number, startMs: number, sentMs: number) => void;
+
 interface IngestInternals {
-  tick(now: number): void;
+  tick(now: number, due: number): void;
   enqueue(frame: Int16Array, now: number): void;
   pacer: { readonly queuedFrames: number };
-  opts: { onFrame?: (latencyMs: number) => void };
+  opts: { onFrame?: OnFrame };
   registration: Registration | undefined;
   track: { write(packet: RtpPacket): void };
   status(): AdapterStatus;
@@ -61,7 +64,7 @@ interface EgressInternals {
   tick(now: number): void;
   emit(pcm: Int16Array, timestamp: number, arrivalMs: number): void;
   onPacket(packet: RtpPacket, track: unknown): void;
-  opts: { onFrame?: (latencyMs: number) => void; now: () => number };
+  opts: { onFrame?: OnFrame; now: () => number };
   registration: Registration | undefined;
   jitter: { stats: JitterBufferStats };
   ws: { bufferedAmount: number } | undefined;
@@ -170,6 +173,8 @@ class IngestState {
 
 class IngestFrame implements SocketWaiter {
   arrival = Number.NaN;
+  /** arrival → track.write returned, as the adapter's onFrame reports it (queue + latency histograms). */
+  adapterMs = Number.NaN;
   /** Frames already in the pacer queue when this one was enqueued (NaN: enqueued before the probe attached). */
   queuedAhead = Number.NaN;
   tickStart = Number.NaN;
@@ -198,7 +203,6 @@ interface PendingFrame {
 
 class EgressState {
   tickDue = Number.NaN;
-  lastNow = Number.NaN;
   readonly udpByTimestamp = new Map<number, number>();
   readonly fifo: PendingFrame[] = [];
   base = {
@@ -355,10 +359,10 @@ export class Probes {
     const period = this.server.scheduler.periodMs;
     let cur: IngestFrame | undefined;
     const tick = a.tick;
-    a.tick = (wake: number) => {
+    a.tick = (wake: number, due: number) => {
       const reg = a.registration;
       if (!this.recording || !reg) {
-        tick.call(a, wake);
+        tick.call(a, wake, due);
         return;
       }
       const slot = reg.nextSlot - 1; // the scheduler advanced nextSlot before calling tick
@@ -366,7 +370,7 @@ export class Probes {
       frame.tickStart = now();
       cur = frame;
       try {
-        tick.call(a, wake);
+        tick.call(a, wake, due);
       } finally {
         cur = undefined;
       }
@@ -383,17 +387,18 @@ export class Probes {
       enqueue.call(a, frame, t);
     };
     const onFrame = a.opts.onFrame;
-    a.opts.onFrame = (ms: number) => {
+    a.opts.onFrame = (arrivalMs: number, startMs: number, sentMs: number) => {
       const depth = ahead[aheadHead++] ?? Number.NaN;
       if (aheadHead > 1024 && aheadHead * 2 > ahead.length) {
         ahead = ahead.slice(aheadHead);
         aheadHead = 0;
       }
       if (cur) {
-        cur.arrival = cur.wake - ms;
+        cur.arrival = arrivalMs;
+        cur.adapterMs = sentMs - arrivalMs;
         cur.queuedAhead = depth;
       }
-      onFrame?.(ms);
+      onFrame?.(arrivalMs, startMs, sentMs);
     };
     const track = a.track;
     const write = track.write;
@@ -437,7 +442,7 @@ export class Probes {
       h.queuedInWake.record(frame.tickStart - frame.wake);
       h.tickToWrite.record(frame.writeEnd - frame.tickStart);
       h.writeToSocket.record(departure - frame.writeEnd);
-      h.adapterMetric.record(frame.wake - frame.arrival);
+      h.adapterMetric.record(frame.adapterMs);
     }
   }
 
@@ -502,11 +507,6 @@ export class Probes {
   private wrapEgress(st: EgressState): void {
     const a = st.adapter;
     const period = this.server.scheduler.periodMs;
-    const clock = a.opts.now;
-    a.opts.now = () => {
-      st.lastNow = clock();
-      return st.lastNow;
-    };
     const onPacket = a.onPacket;
     a.onPacket = (packet: RtpPacket, track: unknown) => {
       if (this.recording) {
@@ -547,10 +547,11 @@ export class Probes {
       emit.call(a, pcm, timestamp, arrivalMs);
     };
     const onFrame = a.opts.onFrame;
-    a.opts.onFrame = (ms: number) => {
-      onFrame?.(ms);
-      const sent = st.lastNow; // the adapter read the clock for this frame right before calling us
-      const arrival = sent - ms;
+    a.opts.onFrame = (arrivalMs: number, startMs: number, sentMs: number) => {
+      onFrame?.(arrivalMs, startMs, sentMs);
+      const sent = sentMs;
+      const arrival = arrivalMs;
+      const ms = sent - arrival;
       let f: PendingFrame | undefined;
       while (st.fifo.length > 0) {
         const head = st.fifo.shift()!;

@@ -8,11 +8,11 @@ import Fastify, {
   type FastifyRequest,
 } from "fastify";
 import { type Config, DEFAULTS } from "../config.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, redactText } from "../log.ts";
 import type { Metrics } from "../metrics.ts";
 import type { AppState } from "../sfu/app-state.ts";
 import type { App, AppRegistry } from "../sfu/apps.ts";
-import { ApiError, type ErrorBody, type ErrorCode } from "./errors.ts";
+import { ApiError, ERRORS, type ErrorBody, type ErrorCode } from "./errors.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 
 /** The HTTP server limits buildApi applies (slowloris guards and the connection cap). */
@@ -39,6 +39,41 @@ export interface RouteContext {
   /** Authenticates the request against `:appId` and returns the app, or throws the matching ApiError. */
   appOf(req: FastifyRequest): App<AppState>;
   logger: Logger;
+  /**
+   * Logs the failed items of a batch response (those with an `errorCode`), one line each, and returns
+   * `items`. The response itself then is not logged again, whatever its status.
+   */
+  itemsFailed<T extends object>(req: FastifyRequest, status: number, items: readonly T[]): readonly T[];
+}
+
+/**
+ * Failures outside the server's control (the client's request, an endpoint it named) and refusals for
+ * capacity or shutdown are info (no_udp_port also has its own rate-limited warning); only what is the
+ * server's own fault is error.
+ */
+const NOT_OUR_FAULT = new Set<string>([
+  "websocket_handshake_failed",
+  "websocket_connection_timeout",
+  "websocket_endpoint_not_allowed",
+  "adapter_not_found",
+  "no_udp_port",
+  "service_unavailable",
+]);
+
+function failureLevel(status: number, errorCode: string | undefined): "info" | "error" {
+  return status < 500 || (errorCode !== undefined && NOT_OUR_FAULT.has(errorCode)) ? "info" : "error";
+}
+
+/** Where a failed request went: its route pattern (or, unrouted, its path without the query) and ids. */
+function requestFields(req: FastifyRequest): Record<string, unknown> {
+  const params = (req.params ?? {}) as Record<string, unknown>;
+  const route = req.routeOptions?.url;
+  const fields: Record<string, unknown> = { reqId: req.id, method: req.method };
+  if (route && route !== "/*") fields.route = route;
+  else fields.path = pathOf(req.url);
+  for (const id of ["appId", "sessionId", "adapterId"])
+    if (typeof params[id] === "string") fields[id] = params[id];
+  return fields;
 }
 
 /** The path of a request URL, without its query, shortened for an error description. */
@@ -133,6 +168,25 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   // at least 50 ms) keeps enforcement within that much of the configured value.
   const connectionsCheckingInterval = Math.max(50, Math.min(1000, Math.floor(headersTimeout / 4)));
   const answered = new WeakSet<Socket>();
+  // Requests whose failure is already logged (per item, or with its error): onSend logs the others.
+  const logged = new WeakSet<FastifyRequest>();
+  const logFailure = (
+    req: FastifyRequest,
+    status: number,
+    body: Partial<ErrorBody>,
+    extra: Record<string, unknown> = {},
+    msg = "API request failed",
+    levelStatus = status,
+  ) => {
+    const fields = {
+      ...requestFields(req),
+      status,
+      errorCode: body.errorCode,
+      ...(body.errorDescription ? { errorDescription: redactText(body.errorDescription) } : {}),
+      ...extra,
+    };
+    deps.logger[failureLevel(levelStatus, body.errorCode)](fields, msg);
+  };
 
   const app = Fastify({
     logger: false,
@@ -160,26 +214,43 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
         socket.destroy();
         return;
       }
+      // Before routing: no request id, route or app yet, and the request line is not ours to log.
+      deps.logger.info(
+        {
+          status: reply.status,
+          errorCode: reply.body.errorCode,
+          detail: err.code,
+          remote: socket.remoteAddress,
+        },
+        "HTTP request refused before routing",
+      );
       // end(), not destroy(): closing with unread input would reset the connection and could lose the answer.
       socket.end(rawResponse(reply.status, reply.body));
       setTimeout(() => socket.destroy(), LINGER_MS).unref();
     },
     // Errors Fastify answers before routing (bad percent-encoding, over-long parameters).
     frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply) {
+      // Answered before routing, so onSend does not see these: logged here.
+      const answer = (status: number, body: ErrorBody) => {
+        logged.add(req);
+        logFailure(req, status, body);
+        return reply.status(status).send(body);
+      };
       if (err.code === "FST_ERR_BAD_URL")
-        return reply
-          .status(400)
-          .send(
-            errorBody(
-              "invalid_request",
-              `the URL path is not valid percent-encoding: ${pathOf(req.raw.url ?? req.url)}`,
-            ),
-          );
+        return answer(
+          400,
+          errorBody(
+            "invalid_request",
+            `the URL path is not valid percent-encoding: ${pathOf(req.raw.url ?? req.url)}`,
+          ),
+        );
       if (err.code === "FST_ERR_MAX_PARAM_LENGTH")
-        return reply
-          .status(414)
-          .send(overlongSegment(req.raw.url ?? req.url) ?? errorBody("uri_too_long", err.message));
-      deps.logger.error({ err, url: req.raw.url, method: req.method }, "unhandled framework error");
+        return answer(414, overlongSegment(req.raw.url ?? req.url) ?? errorBody("uri_too_long", err.message));
+      logged.add(req);
+      deps.logger.error(
+        { err, reqId: req.id, path: pathOf(req.raw.url ?? req.url), method: req.method },
+        "unhandled framework error",
+      );
       return reply
         .status(500)
         .send(errorBody("internal_error", `unexpected server error (request ${req.id})`));
@@ -214,6 +285,23 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
     return reply
       .status(503)
       .send(errorBody("service_unavailable", "the server is shutting down; retry the request later"));
+  });
+
+  // Every failed response is logged once, here, unless a route logged its failed items (itemsFailed) or the
+  // error handler logged an unexpected error with its stack. Error bodies are small JSON strings.
+  app.addHook("onSend", async (req, reply, payload) => {
+    if (reply.statusCode < 400 || logged.has(req)) return payload;
+    logged.add(req);
+    let body: Partial<ErrorBody> = {};
+    if (typeof payload === "string") {
+      try {
+        body = JSON.parse(payload) as Partial<ErrorBody>;
+      } catch {
+        // not JSON: logged without a code
+      }
+    }
+    logFailure(req, reply.statusCode, body);
+    return payload;
   });
 
   // Bodies are JSON whatever the Content-Type (some clients send none or text/plain).
@@ -260,7 +348,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
           : message;
       return reply.status(status).send(errorBody("invalid_request", description));
     }
-    deps.logger.error({ err, url: req.url, method: req.method, reqId: req.id }, "unhandled API error");
+    logged.add(req);
+    logFailure(req, 500, { errorCode: "internal_error" }, { err }, "unhandled API error");
     return reply.status(500).send(errorBody("internal_error", `unexpected server error (request ${req.id})`));
   });
   app.setNotFoundHandler((req, reply) => {
@@ -271,6 +360,20 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   const ctx: RouteContext = {
     logger: deps.logger,
+    itemsFailed(req, status, items) {
+      logged.add(req);
+      items.forEach((item, i) => {
+        const r = item as Partial<ErrorBody> & { trackName?: unknown; mid?: unknown; adapterId?: unknown };
+        if (typeof r.errorCode !== "string") return;
+        const ids: Record<string, unknown> = { item: i };
+        for (const k of ["trackName", "mid", "adapterId"] as const)
+          if (typeof r[k] === "string") ids[k] = r[k];
+        // An item's level follows its own error, not the status the whole response got.
+        const own = (ERRORS as Record<string, { status: number }>)[r.errorCode]?.status ?? status;
+        logFailure(req, status, r, ids, "API request item failed", own);
+      });
+      return items;
+    },
     appOf(req) {
       const { appId } = req.params as { appId: string };
       const auth = deps.apps.authenticate(appId, req.headers.authorization);

@@ -8,6 +8,7 @@
 import { type IncomingMessage, type Server, STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import { type RawData, type WebSocket, WebSocketServer } from "ws";
+import { redactText } from "../log.ts";
 
 export interface ExampleLogger {
   debug(obj: object, msg?: string): void;
@@ -131,6 +132,7 @@ export class ExampleHost {
     }
     const denied = this.authorize?.(req, url.searchParams);
     if (denied) {
+      this.refused(url.pathname, denied);
       refuse(socket, denied);
       return true;
     }
@@ -147,7 +149,9 @@ export class ExampleHost {
       return true;
     }
     if (this.sockets.size >= this.maxConnections) {
-      refuse(socket, { status: 429, message: `too many example connections (${this.maxConnections})` });
+      const tooMany = { status: 429, message: `too many example connections (${this.maxConnections})` };
+      this.refused(url.pathname, tooMany);
+      refuse(socket, tooMany);
       return true;
     }
     let decision: UpgradeDecision | Promise<UpgradeDecision>;
@@ -182,6 +186,7 @@ export class ExampleHost {
     if (socket.destroyed) return;
     if (this.closing) decision = { status: 503, message: "shutting down" };
     if (typeof decision !== "function") {
+      this.refused(new URL(req.url ?? "/", "http://host").pathname, decision);
       refuse(socket, decision);
       return;
     }
@@ -202,6 +207,14 @@ export class ExampleHost {
       this.logger.warn({ err, example: name }, "WebSocket handshake failed");
       socket.destroy();
     }
+  }
+
+  /** A refused connection, for the operator: the path only (its query may hold the examples token). */
+  private refused(path: string, refusal: Refusal): void {
+    this.logger.info(
+      { path, status: refusal.status, reason: redactText(refusal.message) },
+      "example connection refused",
+    );
   }
 
   /** Closes every socket (1001), then the examples; idempotent. */

@@ -2,11 +2,13 @@
 //
 //   node --import tsx examples/tts.ts --port 9001      → ws://127.0.0.1:9001/tts
 //
-// Common flags: --port (default 9001; 0 = any free port), --host (default 127.0.0.1). The first line on
-// stdout is the endpoint URL (scripts and tests read it). Ctrl-C stops it cleanly (recordings are saved).
+// Common flags: --port (default 9001; 0 = any free port), --host (default 127.0.0.1); --help lists a
+// script's flags, and a mistyped flag gets a "did you mean". The first line on stdout is the endpoint URL
+// (scripts and tests read it). Ctrl-C stops it cleanly (recordings are saved).
 
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { didYouMean } from "../util/did-you-mean.ts";
 import { ExamplesAccess } from "./access.ts";
 import { type Example, ExampleHost, type ExampleLogger } from "./host.ts";
 import { ExamplesWorker } from "./worker-client.ts";
@@ -18,18 +20,79 @@ export interface StandaloneArgs {
   extra: Map<string, string>;
 }
 
-export function parseArgs(argv: readonly string[], allowed: readonly string[] = []): StandaloneArgs {
+/** A flag of one script, beyond the common --port and --host. */
+export interface ScriptFlag {
+  name: string;
+  /** What the value is, for the usage line: `--dir <path>`. */
+  value: string;
+  description: string;
+}
+
+/** What `--help` of a script says. */
+export interface ScriptSpec {
+  /** As typed after `node --import tsx`, e.g. `examples/tts.ts`. */
+  script: string;
+  summary: string;
+  flags?: readonly ScriptFlag[];
+}
+
+/** Thrown by parseArgs for --help / -h; runScript prints `text` and exits 0. */
+export class HelpRequested extends Error {
+  override readonly name = "HelpRequested";
+  constructor(readonly text: string) {
+    super("help requested");
+  }
+}
+
+const COMMON_FLAGS: readonly ScriptFlag[] = [
+  { name: "port", value: "port", description: "port to listen on (default 9001; 0 = any free port)" },
+  { name: "host", value: "address", description: "address to bind (default 127.0.0.1)" },
+];
+
+function allFlags(spec: ScriptSpec): readonly ScriptFlag[] {
+  return [...COMMON_FLAGS, ...(spec.flags ?? [])];
+}
+
+/** The usage text of a script (`--help`). */
+export function scriptHelp(spec: ScriptSpec): string {
+  const flags = allFlags(spec);
+  const rows = [
+    ...flags.map((f) => [`--${f.name} <${f.value}>`, f.description] as const),
+    ["--help, -h", "show this help"] as const,
+  ];
+  const width = Math.max(...rows.map(([f]) => f.length));
+  return [
+    `Usage: node --import tsx ${spec.script} ${flags.map((f) => `[--${f.name} <${f.value}>]`).join(" ")}`,
+    "",
+    spec.summary,
+    "",
+    "Flags:",
+    ...rows.map(([f, d]) => `  ${f.padEnd(width)}  ${d}`),
+    "",
+  ].join("\n");
+}
+
+/** `--name value` or `--name=value` for the script's flags; --help / -h throws HelpRequested. */
+export function parseArgs(argv: readonly string[], spec: ScriptSpec): StandaloneArgs {
+  if (argv.includes("--help") || argv.includes("-h")) throw new HelpRequested(scriptHelp(spec));
+  const names = allFlags(spec).map((f) => f.name);
+  const unknown = (typed: string, name: string) => {
+    const guess = didYouMean(name, names);
+    return new Error(
+      `unknown flag ${typed}${guess ? `; did you mean --${guess}?` : ""} (run with --help to list the flags)`,
+    );
+  };
   const values = new Map<string, string>();
   for (let i = 0; i < argv.length; i++) {
     const token = argv[i];
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(token);
-    if (!m) throw new Error(`unexpected argument ${JSON.stringify(token)}`);
-    const name = m[1];
-    if (!["port", "host", ...allowed].includes(name)) {
-      throw new Error(
-        `unknown flag --${name} (known: ${["port", "host", ...allowed].map((a) => `--${a}`).join(", ")})`,
-      );
+    const m = /^--([^=]+)(?:=(.*))?$/.exec(token);
+    if (!m) {
+      const single = /^-([a-z][a-z-]*)(?:=.*)?$/.exec(token);
+      if (single) throw unknown(token, single[1]);
+      throw new Error(`unexpected argument ${JSON.stringify(token)} (flags are given as --name value)`);
     }
+    const name = m[1];
+    if (!names.includes(name)) throw unknown(`--${name}`, name);
     const value = m[2] ?? argv[++i];
     if (value === undefined) throw new Error(`--${name} needs a value`);
     values.set(name, value);
@@ -128,11 +191,18 @@ export async function runStandalone(
   return { server, host, urls, close };
 }
 
-/** For the scripts: runs `main`, printing a usage error and exiting 2 on bad arguments. */
+/**
+ * For the scripts: runs `main`; --help prints the usage and exits 0, bad arguments (or a failed start)
+ * print one line and exit 2.
+ */
 export async function runScript(main: () => Promise<unknown>): Promise<void> {
   try {
     await main();
   } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(err.text);
+      process.exit(0);
+    }
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(2);
   }

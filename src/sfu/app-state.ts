@@ -1,6 +1,6 @@
 import type { PeerTransportFactory } from "../rtc/peer-transport.ts";
 import { newId } from "./ids.ts";
-import { Session, type SessionHost, type SessionTimings } from "./session.ts";
+import { Session, type SessionHost, type SessionState, type SessionTimings } from "./session.ts";
 import type { Track } from "./track.ts";
 
 export type SessionLookup = { ok: true; session: Session } | { ok: false; reason: "not_found" | "gone" };
@@ -40,6 +40,12 @@ export class QuotaExceededError extends Error {
   override readonly name = "QuotaExceededError";
 }
 
+/** A session's life cycle, once per event: for the log. */
+export type SessionEvent =
+  | { kind: "created"; session: Session; peer: boolean }
+  | { kind: "connected" | "disconnected"; session: Session; previous: SessionState }
+  | { kind: "closed"; session: Session; reason: string };
+
 export interface AppStateOptions {
   /** For descriptions and logs. */
   appId?: string;
@@ -53,6 +59,7 @@ export interface AppStateOptions {
   onForwarded?(): void;
   onRetransmit?(): void;
   onError(err: unknown, context: string): void;
+  onSessionEvent?(event: SessionEvent): void;
 }
 
 /** How many closed session ids an app remembers to answer 410 rather than 404. */
@@ -102,7 +109,8 @@ export class AppState implements SessionHost {
       this.peerSessions++;
       this.census.peer++;
     } else this.census.adapter++;
-    session.closed.subscribe(() => {
+    this.opts.onSessionEvent?.({ kind: "created", session, peer: opts.peer });
+    session.closed.subscribe((reason) => {
       this.sessions.delete(id);
       if (opts.peer) {
         this.peerSessions--;
@@ -110,6 +118,7 @@ export class AppState implements SessionHost {
       } else this.census.adapter--;
       this.tombstones.add(id);
       if (this.tombstones.size > TOMBSTONES) this.tombstones.delete(this.tombstones.values().next().value!);
+      this.opts.onSessionEvent?.({ kind: "closed", session, reason });
     });
     return session;
   }
@@ -139,6 +148,11 @@ export class AppState implements SessionHost {
     return this.peerSessions;
   }
 
+  /** The app's id (undefined for an AppState built without one, in unit tests). */
+  get appId(): string | undefined {
+    return this.opts.appId;
+  }
+
   lookup(sessionId: string): SessionLookup {
     const session = this.sessions.get(sessionId);
     if (session) return { ok: true, session };
@@ -151,6 +165,10 @@ export class AppState implements SessionHost {
 
   onError(err: unknown, context: string): void {
     this.opts.onError(err, context);
+  }
+
+  onSessionState(session: Session, state: "connected" | "disconnected", previous: SessionState): void {
+    this.opts.onSessionEvent?.({ kind: state, session, previous });
   }
 
   /** Open sessions of this app, adapters' included. */

@@ -53,6 +53,8 @@ const NO_LIMITS: SessionLimits = { tracksPerSession: Number.POSITIVE_INFINITY };
 /** What a session needs from its app: finding other sessions' tracks, and the hooks for counters. */
 export interface SessionHost {
   findTrack(sessionId: string, trackName: string): Track | undefined;
+  /** The peer connection came up (`previous` "new") or back ("disconnected"), or was lost ("disconnected"). */
+  onSessionState?(session: Session, state: "connected" | "disconnected", previous: SessionState): void;
   onForwarded?(): void;
   onRetransmit?(): void;
   onError(err: unknown, context: string): void;
@@ -1095,12 +1097,15 @@ export class Session {
   private onTransportState(state: TransportState): void {
     if (this.closeReason) return;
     if (state === "connected") {
+      const previous = this.state;
       this.state = "connected";
       clearTimeout(this.timer);
+      if (previous !== "connected") this.host.onSessionState?.(this, "connected", previous);
     } else if (state === "disconnected" || state === "failed") {
       if (this.state === "connected") {
         this.state = "disconnected";
         this.arm(this.timings.disconnectGraceMs, `transport lost (${state})`);
+        this.host.onSessionState?.(this, "disconnected", "connected");
       } else if (state === "failed") this.close("transport failed");
     } else if (state === "closed") {
       this.close("transport closed");

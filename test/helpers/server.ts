@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ApiClient } from "../../src/client/api-client.ts";
 import { loadConfig } from "../../src/config.ts";
-import { createLogger } from "../../src/log.ts";
+import { createLogger, type Logger } from "../../src/log.ts";
 import { type RunningServer, startServer } from "../../src/server.ts";
 import { AppRegistry } from "../../src/sfu/apps.ts";
 
@@ -21,8 +21,16 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+export interface TestServerOptions {
+  /** Log through this logger instead of a JSON logger on stdout (tests that assert log lines). */
+  logger?: Logger;
+}
+
 /** A real server on an ephemeral loopback port with two known apps. */
-export async function startTestServer(extraArgs: string[] = []): Promise<TestServer> {
+export async function startTestServer(
+  extraArgs: string[] = [],
+  opts: TestServerOptions = {},
+): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "patchbay-test-"));
   const config = loadConfig(
     [
@@ -40,7 +48,7 @@ export async function startTestServer(extraArgs: string[] = []): Promise<TestSer
       PATCHBAY_APPS: JSON.stringify(TEST_APPS),
     },
   );
-  const logger = createLogger(config, false);
+  const logger = opts.logger ?? createLogger(config, false);
   const { registry } = await AppRegistry.load(config, logger);
   const server = await startServer({ config, logger, apps: registry });
   return {

@@ -120,7 +120,7 @@ describe("egress: loss, reordering, mono, stalls", { timeout: 120_000 }, () => {
       );
       assert.ok(
         (closed.body.tracks[0].bytesProcessed ?? 0) > 0,
-        "closed by API: bytesProcessed (Opus bytes in)",
+        "closed by API: bytesProcessed (PCM bytes sent)",
       );
       adapterId = undefined;
     } finally {

@@ -112,14 +112,14 @@ describe("ingest: chunking and pacing of the endpoint's bytes", () => {
     );
   });
 
-  test("metrics: ingest frames counted, adapters gauged by state", async () => {
+  test("metrics: ingest frames counted, live adapters gauged by state, closed ones counted", async () => {
     const list = await srv.api.raw<{ adapters: { adapterId: string; state: string; frames: number }[] }>(
       "GET",
       "adapters/websocket",
     );
     assert.equal(list.status, 200);
     assert.equal(list.body.adapters.length, 3, "the three adapters of the previous test");
-    // Close one so both states are populated.
+    // Close one: the gauge then has two open adapters, the counter one closed.
     const closed = await srv.api.raw<{ tracks: { adapterId: string; bytesProcessed?: number }[] }>(
       "POST",
       "adapters/websocket/close",
@@ -143,7 +143,9 @@ describe("ingest: chunking and pacing of the endpoint's bytes", () => {
     assert.equal(ingestFrames, framesPlayed, "the counter matches the adapters' own frame counts");
     assert.equal(value('patchbay_adapter_frames_total{direction="egress"}'), 0);
     assert.equal(value('patchbay_adapters{direction="ingest",state="open"}'), 2);
-    assert.equal(value('patchbay_adapters{direction="ingest",state="closed"}'), 1);
+    // Closed adapters are no longer adapters: counted, not gauged (the manager's closed records are bounded).
+    assert.ok(!text.includes('patchbay_adapters{direction="ingest",state="closed"}'));
+    assert.equal(value('patchbay_adapters_closed_total{direction="ingest"}'), 1);
     assert.equal(value('patchbay_adapters{direction="ingest",state="connecting"}'), 0);
     assert.equal(value('patchbay_adapters{direction="egress",state="open"}'), 0);
   });

@@ -279,7 +279,13 @@ describe("loadConfig validation", () => {
   });
 
   test("unknown flags, missing values and stray arguments are rejected", () => {
-    assert.match(configError(["--http-prot", "1"]).message, /unknown flag "--http-prot"/);
+    assert.match(
+      configError(["--http-prot", "1"]).message,
+      /unknown flag "--http-prot"; did you mean --http-port\?/,
+    );
+    assert.match(configError(["--no-example"]).message, /did you mean --no-examples\?/);
+    assert.match(configError(["--no-http-port"]).message, /--http-port is not an on\/off setting/);
+    assert.doesNotMatch(configError(["--colour", "1"]).message, /did you mean/);
     assert.match(configError(["--apps", "[]"]).message, /unknown flag "--apps".*PATCHBAY_APPS/);
     assert.match(configError(["--no-http-port"]).message, /unknown flag/);
     assert.match(configError(["--http-port"]).message, /--http-port needs a value/);

@@ -16,9 +16,13 @@ export interface AdapterStatus {
   endpoint: string;
   createdAt: string;
   closedAt?: string;
+  /** PCM payload bytes: received from the endpoint (ingest), sent to it (egress). */
   bytesProcessed: number;
+  /** WebSocket messages: received from the endpoint (ingest), Packets sent to it (egress). */
   messages: number;
+  /** Text messages the endpoint sent (ignored: Packets are binary). */
   textMessagesIgnored: number;
+  /** 20 ms frames: played into the track (ingest), sent to the endpoint (egress; = messages). */
   frames: number;
   queuedMs: number;
   maxQueuedMs: number;

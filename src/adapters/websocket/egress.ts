@@ -28,9 +28,20 @@ export interface EgressOptions extends AdapterLinkOptions {
   reconnectWindowMs?: number;
   /** The adapter is closing because the server shuts down: tell the endpoint 1001, not 1000. */
   shuttingDown?(): boolean;
-  onFrame?(latencyMs: number): void;
+  /**
+   * A frame was written to the WebSocket: its RTP packet arrived at `arrivalMs`, its turn came at `startMs`
+   * (the due time of the slot that sent it, or its arrival if that was later; the send time for a frame
+   * sent outside a slot, e.g. the backlog after a reconnect) and `ws.send` returned at `sentMs`. Not
+   * called for concealed frames (no packet arrived).
+   */
+  onFrame?(arrivalMs: number, startMs: number, sentMs: number): void;
   onDrop?(frames: number): void;
-  onReconnect?(): void;
+  /** The endpoint's socket dropped (not a normal close): redialing starts. */
+  onDisconnect?(reason: string): void;
+  /** A redial failed; the next one is in `retryInMs` (none: the adapter gives up and closes). */
+  onRedialFailed?(reason: string, retryInMs: number | undefined): void;
+  /** Connected again, `downMs` after the drop. */
+  onReconnect?(downMs: number): void;
   onError?(err: unknown): void;
 }
 
@@ -40,6 +51,8 @@ interface Arrived extends JitterPacket {
 
 interface OutFrame {
   bytes: Uint8Array;
+  /** PCM bytes in it (3 840 for 20 ms of 48 kHz stereo s16le). */
+  pcmBytes: number;
   /** Arrival of the RTP packet it came from; NaN for concealed frames. */
   arrivalMs: number;
 }
@@ -61,6 +74,8 @@ export class EgressAdapter extends Adapter implements TrackSink {
   private subscription: Subscription | undefined;
   private registration: Registration | undefined;
   private redialTimer: NodeJS.Timeout | undefined;
+  /** When the current outage began (the socket dropped). */
+  private droppedAt = 0;
   private readonly redialPolicy: RedialPolicy;
   frames = 0;
   droppedFrames = 0;
@@ -115,7 +130,6 @@ export class EgressAdapter extends Adapter implements TrackSink {
     // Padding-only packets (bandwidth probes) carry no audio: the jitter buffer must not see them.
     if (this.state === "closed" || packet.payload.length === 0) return;
     const now = this.opts.now();
-    this.bytesProcessed += packet.payload.length;
     this.jitter.push(
       {
         sequenceNumber: packet.header.sequenceNumber,
@@ -173,7 +187,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
         this.emit(pcm, r.timestamp, Number.NaN);
       }
     }
-    this.flush();
+    this.flush(now);
   }
 
   private emit(pcm: Int16Array, timestamp: number, arrivalMs: number): void {
@@ -181,12 +195,16 @@ export class EgressAdapter extends Adapter implements TrackSink {
     const payload = new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
     this.pending.push({
       bytes: encodePacket({ sequenceNumber: this.sequence, timestamp, payload }),
+      pcmBytes: payload.byteLength,
       arrivalMs,
     });
   }
 
-  /** Write what the socket can take; bound what it cannot. */
-  private flush(): void {
+  /**
+   * Write what the socket can take; bound what it cannot. `slotMs`: the due time of the slot sending (none
+   * outside a slot). Each frame sent counts as one message and its PCM bytes as bytes processed.
+   */
+  private flush(slotMs?: number): void {
     const ws = this.ws;
     if (this.state === "open" && ws && ws.readyState === ws.OPEN) {
       let sent = 0;
@@ -194,7 +212,12 @@ export class EgressAdapter extends Adapter implements TrackSink {
         const f = this.pending[sent++];
         ws.send(f.bytes);
         this.frames++;
-        if (!Number.isNaN(f.arrivalMs)) this.opts.onFrame?.(this.opts.now() - f.arrivalMs);
+        this.messages++;
+        this.bytesProcessed += f.pcmBytes;
+        if (!Number.isNaN(f.arrivalMs)) {
+          const sent = this.opts.now();
+          this.opts.onFrame?.(f.arrivalMs, Math.max(slotMs ?? sent, f.arrivalMs), sent);
+        }
       }
       if (sent > 0) this.pending = this.pending.slice(sent);
       this.trim(this.maxPending);
@@ -215,8 +238,9 @@ export class EgressAdapter extends Adapter implements TrackSink {
 
   private attach(ws: WebSocket): void {
     this.state = "open";
-    this.attachSocket(ws, () => {
-      this.messages++; // egress endpoints have nothing to say; counted (and rate-limited) and ignored
+    // Egress endpoints have nothing to say: what they send is rate-limited (link core) and ignored.
+    this.attachSocket(ws, (_data, isBinary) => {
+      if (!isBinary) this.textMessagesIgnored++;
     });
     if (ws.isPaused) ws.resume();
   }
@@ -230,14 +254,18 @@ export class EgressAdapter extends Adapter implements TrackSink {
     }
     this.state = "reconnecting";
     this.ws = undefined;
-    this.scheduleRedial(
-      this.socketFault ?? `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`,
-    );
+    this.droppedAt = this.opts.now();
+    const failure =
+      this.socketFault ?? `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`;
+    this.opts.onDisconnect?.(failure);
+    this.scheduleRedial(failure);
   }
 
   /** One failure of the run: wait and redial, or give up when the run is older than the window. */
-  private scheduleRedial(failure: string): void {
+  private scheduleRedial(failure: string, redialFailed = false): void {
     const decision = this.redialPolicy.failed(this.opts.now());
+    if (redialFailed)
+      this.opts.onRedialFailed?.(failure, decision.kind === "retry" ? decision.delayMs : undefined);
     if (decision.kind === "give-up") {
       this.close(`endpoint unreachable for ${Math.round(decision.failingForMs / 1000)} s: ${failure}`);
       return;
@@ -260,13 +288,13 @@ export class EgressAdapter extends Adapter implements TrackSink {
     }
     if (result.ok) {
       this.reconnects++;
-      this.opts.onReconnect?.();
+      this.opts.onReconnect?.(this.opts.now() - this.droppedAt);
       this.redialPolicy.connected(this.opts.now());
       this.attach(result.ws);
       this.flush(); // the backlog goes first; sequence numbers simply continue
       return;
     }
-    this.scheduleRedial(result.description);
+    this.scheduleRedial(result.description, true);
   }
 
   protected onClose(): void {

@@ -23,9 +23,15 @@ export interface IngestOptions extends AdapterLinkOptions {
   lowWaterMs: number;
   opusFec: boolean;
   opusComplexity: number;
-  onFrame?(latencyMs: number): void;
+  /**
+   * A frame left: it arrived at `arrivalMs`, its turn came at `startMs` (its slot's due time, or its
+   * arrival if that was later) and its RTP packet was written at `sentMs` (all on `now()`'s clock).
+   */
+  onFrame?(arrivalMs: number, startMs: number, sentMs: number): void;
   onUnderrun?(): void;
   onTextMessage?(adapter: IngestAdapter): void;
+  /** The endpoint closed while audio was queued: the adapter closes once `queuedMs` have played out. */
+  onEndpointGone?(reason: string, queuedMs: number): void;
 }
 
 /**
@@ -41,7 +47,7 @@ export class IngestAdapter extends Adapter {
   private readonly pacer: Pacer;
   private encoder: OpusEncoder | undefined;
   private readonly packetizer = new OpusRtpPacketizer({ ssrc: randomInt(1, 2 ** 32 - 1) });
-  /** Arrival time of each queued frame (parallel to the pacer's queue), for the latency histogram. */
+  /** Arrival time of each queued frame (parallel to the pacer's queue), for the queue and latency histograms. */
   private arrivals: number[] = [];
   private arrivalHead = 0;
   private registration: Registration | undefined;
@@ -77,7 +83,7 @@ export class IngestAdapter extends Adapter {
   start(ws: WebSocket, scheduler: MediaScheduler): void {
     this.state = "open";
     this.attachSocket(ws, (data, isBinary) => this.onMessage(data, isBinary));
-    this.registration = scheduler.register({ tick: (_slot, _due, now) => this.tick(now) });
+    this.registration = scheduler.register({ tick: (_slot, due, now) => this.tick(now, due) });
     // dial() paused reading at open (pauseOnOpen) so that nothing sent right after the handshake is lost.
     if (ws.isPaused && !this.link?.readingPaused) ws.resume();
   }
@@ -142,7 +148,7 @@ export class IngestAdapter extends Adapter {
     this.arrivals.push(now);
   }
 
-  private tick(now: number): void {
+  private tick(now: number, dueMs: number): void {
     const encoder = this.encoder;
     if (!encoder) return;
     const hadAudio = this.pacer.counters.underruns;
@@ -159,7 +165,7 @@ export class IngestAdapter extends Adapter {
         this.arrivals = this.arrivals.slice(this.arrivalHead);
         this.arrivalHead = 0;
       }
-      this.opts.onFrame?.(now - arrived);
+      this.opts.onFrame?.(arrived, Math.max(dueMs, arrived), this.opts.now());
     } else if (this.pacer.counters.underruns !== hadAudio) {
       this.opts.onUnderrun?.();
     }
@@ -176,6 +182,7 @@ export class IngestAdapter extends Adapter {
     this.endpointGone =
       this.socketFault ?? `endpoint closed the WebSocket (${code}${reason ? ` ${reason}` : ""})`;
     if (this.pacer.queuedFrames === 0) this.close(this.endpointGone);
+    else this.opts.onEndpointGone?.(this.endpointGone, this.pacer.queuedMs);
   }
 
   protected onClose(reason: string): void {

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type WebSocket from "ws";
 import { ApiError } from "../../api/errors.ts";
 import type { Config } from "../../config.ts";
-import type { Logger } from "../../log.ts";
+import { type Logger, redactUrl } from "../../log.ts";
 import type { MediaScheduler } from "../../media/scheduler.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { AppState } from "../../sfu/app-state.ts";
@@ -183,7 +183,7 @@ export class AdapterManager {
       result.description = `no WebSocket handshake from ${endpoint.origin} within ${cfg.connectTimeoutMs} ms (--ws-connect-timeout-ms)`;
     // The operator sees the detail; under strict the API client does not (it would be a port scanner).
     this.deps.logger.info(
-      { endpoint: endpoint.origin, code: result.code, detail: result.description },
+      { appId: this.app.appId, endpoint: endpoint.origin, code: result.code, detail: result.description },
       "adapter dial failed",
     );
     return { ...result, description: publicDialFailure(cfg.endpointPolicy, result.description) };
@@ -249,12 +249,36 @@ export class AdapterManager {
           ? r
           : { ok: false, code: "websocket_handshake_failed", description: r.errorDescription };
       },
-      onFrame: (ms) => {
+      onFrame: (arrivalMs, startMs, sentMs) => {
         m.adapterFrames.inc({ direction: "egress" });
-        m.adapterLatency.observe({ direction: "egress" }, ms / 1000);
+        m.adapterQueue.observe({ direction: "egress" }, (startMs - arrivalMs) / 1000);
+        m.adapterLatency.observe({ direction: "egress" }, (sentMs - startMs) / 1000);
       },
       onDrop: (n) => m.adapterDrops.inc({ direction: "egress" }, n),
-      onReconnect: () => m.adapterReconnects.inc({ direction: "egress" }),
+      onDisconnect: (reason) =>
+        this.deps.logger.warn(
+          {
+            appId: this.app.appId,
+            adapterId: id,
+            reason,
+            reconnectWindowMs: this.deps.config.egressReconnectWindowMs,
+          },
+          "adapter endpoint lost, reconnecting",
+        ),
+      onRedialFailed: (reason, retryInMs) =>
+        this.deps.logger.debug({ adapterId: id, reason, retryInMs }, "adapter redial failed"),
+      onReconnect: (downMs) => {
+        m.adapterReconnects.inc({ direction: "egress" });
+        this.deps.logger.info(
+          {
+            appId: this.app.appId,
+            adapterId: id,
+            downMs: Math.round(downMs),
+            reconnects: adapter.reconnects,
+          },
+          "adapter reconnected",
+        );
+      },
       onError: (err) => this.deps.logger.warn({ err, adapterId: id }, "egress redial failed"),
     });
     this.track(adapter);
@@ -292,13 +316,19 @@ export class AdapterManager {
       lowWaterMs: cfg.ingestLowWaterMs,
       opusFec: cfg.ingestOpusFec,
       opusComplexity: cfg.ingestOpusComplexity,
-      onFrame: (ms) => {
+      onFrame: (arrivalMs, startMs, sentMs) => {
         m.adapterFrames.inc({ direction: "ingest" });
-        m.adapterLatency.observe({ direction: "ingest" }, ms / 1000);
+        m.adapterQueue.observe({ direction: "ingest" }, (startMs - arrivalMs) / 1000);
+        m.adapterLatency.observe({ direction: "ingest" }, (sentMs - startMs) / 1000);
       },
       onUnderrun: () => m.adapterUnderruns.inc({ direction: "ingest" }),
       onTextMessage: (a) =>
         this.deps.logger.warn({ adapterId: a.id }, "ingest endpoint sent a text message; text is ignored"),
+      onEndpointGone: (reason, queuedMs) =>
+        this.deps.logger.info(
+          { appId: this.app.appId, adapterId: id, reason, queuedMs },
+          "adapter endpoint gone, playing out queued audio",
+        ),
     });
     this.track(adapter);
     adapter.start(dialed.ws, this.deps.scheduler);
@@ -309,27 +339,33 @@ export class AdapterManager {
   private track(adapter: Adapter): void {
     this.dialing--;
     this.adapters.set(adapter.id, adapter);
+    const ids = {
+      appId: this.app.appId,
+      adapterId: adapter.id,
+      direction: adapter.direction,
+      sessionId: adapter.sessionId,
+    };
     this.deps.logger.info(
-      {
-        adapterId: adapter.id,
-        direction: adapter.direction,
-        sessionId: adapter.sessionId,
-        endpoint: adapter.endpoint,
-      },
+      { ...ids, trackName: adapter.trackName, endpoint: redactUrl(adapter.endpoint) },
       "adapter created",
     );
     adapter.closed.subscribe((reason) => {
-      this.deps.logger.info(
-        { adapterId: adapter.id, direction: adapter.direction, reason },
-        "adapter closed",
-      );
+      const status = adapter.status();
       this.deps.count.open--;
       this.adapters.delete(adapter.id);
-      this.closedRecords.set(adapter.id, {
-        status: adapter.status(),
-        expiresAt: this.deps.now() + KEEP_CLOSED_MS,
-      });
+      this.closedRecords.set(adapter.id, { status, expiresAt: this.deps.now() + KEEP_CLOSED_MS });
       this.expireRecords();
+      this.deps.metrics.adaptersClosed.inc({ direction: adapter.direction });
+      this.deps.logger.info(
+        {
+          ...ids,
+          reason,
+          frames: status.frames,
+          messages: status.messages,
+          bytesProcessed: status.bytesProcessed,
+        },
+        "adapter closed",
+      );
     });
   }
 

@@ -99,7 +99,8 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
       }
       const anyOk = results.some((r) => !("errorCode" in r));
       const onlyQuota = results.every((r) => r.errorCode === "quota_exceeded");
-      return reply.status(anyOk ? 200 : onlyQuota ? 429 : 503).send({ tracks: results });
+      const status = anyOk ? 200 : onlyQuota ? 429 : 503;
+      return reply.status(status).send({ tracks: ctx.itemsFailed(req, status, results) });
     });
 
     app.post("/adapters/websocket/close", async (req, reply) => {
@@ -120,7 +121,8 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
           : { adapterId: t.adapterId };
       });
       const anyOk = results.some((r) => !("errorCode" in r));
-      return reply.status(anyOk ? 200 : 503).send({ tracks: results });
+      const status = anyOk ? 200 : 503;
+      return reply.status(status).send({ tracks: ctx.itemsFailed(req, status, results) });
     });
 
     app.get("/adapters/websocket", async (req) => {

@@ -193,9 +193,11 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
       throw new ApiError("invalid_request", "give tracks, or autoDiscover with an offer");
     if (body.autoDiscover && !offer)
       throw new ApiError("invalid_request", "autoDiscover needs a sessionDescription offer");
-    return negotiate("tracks/new", () =>
+    const res = await negotiate("tracks/new", () =>
       session.addTracks({ offerSdp: offer, tracks, autoDiscover: !!body.autoDiscover }),
     );
+    ctx.itemsFailed(req, 200, res.tracks);
+    return res;
   });
 
   app.put("/sessions/:sessionId/renegotiate", async (req) => {
@@ -210,7 +212,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const { session, limits } = sessionOf(req);
     const body = decodeTracksRequest(TracksUpdateBody, req.body, limits.tracksPerRequest);
     if (body.tracks.length === 0) throw new ApiError("invalid_request", "tracks must name at least one mid");
-    return negotiate("tracks/update", () =>
+    const res = await negotiate("tracks/update", () =>
       session.updateTracks(
         body.tracks.map((t) => ({
           mid: t.mid,
@@ -221,6 +223,8 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
         })),
       ),
     );
+    ctx.itemsFailed(req, 200, res.tracks);
+    return res;
   });
 
   app.put("/sessions/:sessionId/tracks/close", async (req) => {
@@ -228,8 +232,10 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     const body = decodeTracksRequest(TracksCloseBody, req.body, limits.tracksPerRequest);
     if (body.tracks.length === 0) throw new ApiError("invalid_request", "tracks must name at least one mid");
     const offer = requireSdp(body.sessionDescription, "offer", limits);
-    return negotiate("tracks/close", () =>
+    const res = await negotiate("tracks/close", () =>
       session.closeTracks({ mids: body.tracks.map((t) => t.mid), offerSdp: offer, force: !!body.force }),
     );
+    ctx.itemsFailed(req, 200, res.tracks);
+    return res;
   });
 }
