@@ -60,6 +60,7 @@ interface ConsoleHook {
     connectionState: string;
     audioLevel: number;
     maxAudioLevel: number;
+    totalAudioEnergy: number;
     packetsReceived: number;
     meterMax: number;
   }[];
@@ -174,11 +175,23 @@ async function framesGrow(page: Page, adapterId: string, by: number): Promise<[n
   return [first, later];
 }
 
+/**
+ * Heard: the sampled audioLevel peaked, or the cumulative energy (Σ level² × seconds, which no polling gap can
+ * miss) reached that of a 0.1-level sound lasting half a second. The fake microphone beeps briefly, so an
+ * echo of it can play between two polls of getStats() (seen in CI: sampled max 0.023 while the meter showed 0.83).
+ */
+const HEARD_ENERGY = 0.1 ** 2 * 0.5;
+
 async function waitHeard(page: Page, trackName: string) {
   return pollUntil(
     () => hook(page, (h) => h.pulls()),
     (pulls) =>
-      pulls.some((p) => p.trackName === trackName && p.maxAudioLevel >= 0.05 && p.packetsReceived > 0),
+      pulls.some(
+        (p) =>
+          p.trackName === trackName &&
+          p.packetsReceived > 0 &&
+          (p.maxAudioLevel >= 0.05 || p.totalAudioEnergy >= HEARD_ENERGY),
+      ),
     { timeoutMs: 20_000, intervalMs: 200, what: `audio heard on the pulled track ${trackName}` },
   );
 }

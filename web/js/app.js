@@ -249,6 +249,7 @@ const hook = {
       connectionState: p.pc?.connectionState ?? "new",
       audioLevel: p.stats?.audioLevel ?? 0,
       maxAudioLevel: p.maxAudioLevel,
+      totalAudioEnergy: p.stats?.totalAudioEnergy ?? 0,
       packetsReceived: p.stats?.packetsReceived ?? 0,
       meterMax: p.meter?.max ?? 0,
     })),
