@@ -6,24 +6,19 @@ namespace pb {
 
 bool parseRtp(const uint8_t* buf, size_t len, RtpView& out) {
   out = RtpView{};
-  if (len < 12 || (buf[0] >> 6) != 2 || isRtcp(buf, len)) return false;
+  const size_t at = rtpHeaderLength(buf, len);
+  if (at == 0 || isRtcp(buf, len)) return false;
   out.marker = (buf[1] & 0x80) != 0;
   out.payloadType = buf[1] & 0x7f;
   out.sequenceNumber = rd16(buf + 2);
   out.timestamp = rd32(buf + 4);
   out.ssrc = rd32(buf + 8);
   out.csrcCount = buf[0] & 0x0f;
-  size_t at = 12 + 4 * static_cast<size_t>(out.csrcCount);
-  if (at > len) return false;
   if (buf[0] & 0x10) {
-    if (len - at < 4) return false;
-    out.extensionProfile = rd16(buf + at);
-    const size_t words = rd16(buf + at + 2);
-    at += 4;
-    if (len - at < words * 4) return false;
-    out.extensionOffset = at;
-    out.extensionLength = words * 4;
-    at += words * 4;
+    const size_t block = 12 + 4 * static_cast<size_t>(out.csrcCount);
+    out.extensionProfile = rd16(buf + block);
+    out.extensionOffset = block + 4;
+    out.extensionLength = at - out.extensionOffset;
   }
   size_t end = len;
   if (buf[0] & 0x20) {

@@ -27,6 +27,23 @@ struct RtpView {
 inline bool looksLikeRtpOrRtcp(const uint8_t* buf, size_t len) { return len >= 8 && buf[0] >= 128 && buf[0] < 192; }
 inline bool isRtcp(const uint8_t* buf, size_t len) { return len >= 8 && buf[1] >= 192 && buf[1] <= 223; }
 
+/**
+ * Bytes of the RTP header (fixed part, CSRCs, extension block), or 0 when they do not fit in `len` or the
+ * version is not 2. Reads nothing past the header, so it works on SRTP packets, whose payload and padding
+ * are still encrypted.
+ */
+inline size_t rtpHeaderLength(const uint8_t* buf, size_t len) {
+  if (len < 12 || (buf[0] >> 6) != 2) return 0;
+  size_t h = 12 + 4 * static_cast<size_t>(buf[0] & 0x0f);
+  if (len < h) return 0;
+  if (buf[0] & 0x10) {
+    if (len - h < 4) return 0;
+    h += 4 + 4 * ((static_cast<size_t>(buf[h + 2]) << 8) | buf[h + 3]);
+    if (len < h) return 0;
+  }
+  return h;
+}
+
 bool parseRtp(const uint8_t* buf, size_t len, RtpView& out);
 
 /**

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "bytes.h"
+#include "rtp.h"
 
 namespace pb {
 
@@ -173,19 +174,6 @@ struct SrtpContext::Impl {
   }
 };
 
-/** Length of the RTP header (fixed part, CSRCs, extension), or 0 when the packet is not valid RTP. */
-static size_t rtpHeaderLen(const uint8_t* buf, size_t len) {
-  if (len < 12 || (buf[0] >> 6) != 2) return 0;
-  size_t h = 12 + 4 * static_cast<size_t>(buf[0] & 0x0f);
-  if (len < h) return 0;
-  if (buf[0] & 0x10) {
-    if (len < h + 4) return 0;
-    h += 4 + 4 * static_cast<size_t>(rd16(buf + h + 2));
-    if (len < h) return 0;
-  }
-  return h;
-}
-
 /** RFC 3711 Appendix A: the rollover counter the sender most likely used for `seq`. */
 static uint32_t guessRoc(const SsrcState& s, uint16_t seq) {
   if (!s.started) return 0;
@@ -211,7 +199,7 @@ const SrtpStats& SrtpContext::stats() const { return impl_->stats; }
 
 bool SrtpContext::protectRtp(uint8_t* buf, size_t& len, size_t cap) {
   Impl& m = *impl_;
-  const size_t h = rtpHeaderLen(buf, len);
+  const size_t h = rtpHeaderLength(buf, len);
   const size_t tagLen = m.gcm ? kGcmTagLen : kCmTagLen;
   if (h == 0 || len + tagLen > cap) return false;
   const uint32_t ssrc = rd32(buf + 8);
@@ -243,7 +231,7 @@ bool SrtpContext::protectRtp(uint8_t* buf, size_t& len, size_t cap) {
 bool SrtpContext::unprotectRtp(uint8_t* buf, size_t& len) {
   Impl& m = *impl_;
   const size_t tagLen = m.gcm ? kGcmTagLen : kCmTagLen;
-  const size_t h = len >= tagLen ? rtpHeaderLen(buf, len - tagLen) : 0;
+  const size_t h = len >= tagLen ? rtpHeaderLength(buf, len - tagLen) : 0;
   if (h == 0) {
     m.stats.malformed++;
     return false;
