@@ -169,6 +169,44 @@ size_t buildStunBindingSuccess(uint8_t* out, size_t cap, const uint8_t* transact
   return appendFingerprint(out, len);
 }
 
+size_t buildStunBindingRequest(uint8_t* out, size_t cap, const uint8_t* transactionId, std::string_view username,
+                               std::string_view key, uint32_t priority, bool useCandidate, bool controlling,
+                               uint64_t tieBreaker) {
+  const size_t ulen = username.size();
+  const size_t upadded = (ulen + 3) & ~size_t{3};
+  const size_t body = 4 + upadded + 8 + (useCandidate ? 4 : 0) + 12;
+  if (ulen == 0 || ulen > kMaxUsername || cap < kHeader + body + 24 + 8) return 0;
+  header(out, kStunBindingRequest, 0, transactionId);
+  uint8_t* a = out + kHeader;
+  wr16(a, kAttrUsername);
+  wr16(a + 2, static_cast<uint16_t>(ulen));
+  std::memcpy(a + 4, username.data(), ulen);
+  std::memset(a + 4 + ulen, 0, upadded - ulen);
+  a += 4 + upadded;
+  wr16(a, kAttrPriority);
+  wr16(a + 2, 4);
+  wr32(a + 4, priority);
+  a += 8;
+  if (useCandidate) {
+    wr16(a, kAttrUseCandidate);
+    wr16(a + 2, 0);
+    a += 4;
+  }
+  wr16(a, controlling ? kAttrIceControlling : kAttrIceControlled);
+  wr16(a + 2, 8);
+  wr32(a + 4, static_cast<uint32_t>(tieBreaker >> 32));
+  wr32(a + 8, static_cast<uint32_t>(tieBreaker));
+  size_t len = kHeader + body;
+  wr16(out + 2, static_cast<uint16_t>(len + 24 - kHeader));
+  unsigned int macLen = 0;
+  uint8_t mac[EVP_MAX_MD_SIZE];
+  if (!HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), out, len, mac, &macLen) || macLen != 20) return 0;
+  wr16(out + len, kAttrMessageIntegrity);
+  wr16(out + len + 2, 20);
+  std::memcpy(out + len + 4, mac, 20);
+  return appendFingerprint(out, len + 24);
+}
+
 size_t buildStunBindingError(uint8_t* out, size_t cap, const uint8_t* transactionId, int code,
                              std::string_view reason) {
   const size_t rlen = reason.size() > 128 ? 128 : reason.size();

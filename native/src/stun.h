@@ -53,6 +53,15 @@ uint32_t crc32(const uint8_t* data, size_t len);
 size_t buildStunBindingSuccess(uint8_t* out, size_t cap, const uint8_t* transactionId, int family,
                                const uint8_t* addr, uint16_t port, std::string_view key);
 
+/**
+ * A Binding request with USERNAME, PRIORITY, optional USE-CANDIDATE, ICE-CONTROLLING/CONTROLLED, then
+ * MESSAGE-INTEGRITY with `key` (the peer's password) and FINGERPRINT: what a full ICE agent sends (tests
+ * drive the ICE-lite agent with it). Returns the length written, 0 when `cap` is too small.
+ */
+size_t buildStunBindingRequest(uint8_t* out, size_t cap, const uint8_t* transactionId, std::string_view username,
+                               std::string_view key, uint32_t priority, bool useCandidate, bool controlling,
+                               uint64_t tieBreaker);
+
 /** A Binding error response (e.g. 400 Bad Request, 401 Unauthorized, 487 Role Conflict), with FINGERPRINT. */
 size_t buildStunBindingError(uint8_t* out, size_t cap, const uint8_t* transactionId, int code,
                              std::string_view reason);

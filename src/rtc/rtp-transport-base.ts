@@ -258,7 +258,8 @@ export abstract class RtpTransportBase implements PeerTransport, RtcpTickable {
     if (this.state !== "connected" && this.state !== "disconnected") return false;
     const quiet = this.msSinceInbound(now);
     if (quiet > this.base.livenessTimeoutMs && this.state === "connected") this.setState("disconnected");
-    else if (quiet <= this.base.livenessTimeoutMs && this.state === "disconnected") this.setState("connected");
+    else if (quiet <= this.base.livenessTimeoutMs && this.state === "disconnected")
+      this.setState("connected");
     const feedback: RtcpPacket[] = [];
     for (const inbound of this.inbound.values()) {
       if (!inbound.nack || (inbound.nack.missingCount === 0 && !inbound.nack.keyframeNeeded)) continue;

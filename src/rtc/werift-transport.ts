@@ -16,7 +16,11 @@ import { Mutex } from "../util/mutex.ts";
 import { applyCandidatePolicy, type CandidatePolicy } from "./candidates.ts";
 import { replayEarlyDtls } from "./early-dtls.ts";
 import type { LocalCandidate, LocalTransportParameters } from "./negotiation/sdp-writer.ts";
-import { NoUdpPortError, type PeerTransportOptions, type RemoteTransportParameters } from "./peer-transport.ts";
+import {
+  NoUdpPortError,
+  type PeerTransportOptions,
+  type RemoteTransportParameters,
+} from "./peer-transport.ts";
 import { RtpTransportBase, type RtpTransportOptions } from "./rtp-transport-base.ts";
 
 /** Everything the werift media plane needs to know about the network. */
