@@ -112,6 +112,15 @@ describe("parseRemoteDescription", () => {
     assert.deepEqual(o.bundle, ["1"]);
   });
 
+  it("keeps all-digit ICE credentials as text (werift picks ufrags like 6024)", () => {
+    const sdp = fixture("chromium-audio-send.offer")
+      .replace(/a=ice-ufrag:[^\r]*/g, "a=ice-ufrag:6024")
+      .replace(/a=ice-pwd:[^\r]*/g, "a=ice-pwd:1234567890123456789012");
+    const o = parseRemoteDescription("offer", sdp);
+    assert.equal(o.iceUfrag, "6024");
+    assert.equal(o.icePwd, "1234567890123456789012");
+  });
+
   it("rejects SDP a BUNDLE transport cannot serve, saying why", () => {
     const noMid = fixture("chromium-audio-send.offer").replace(/a=mid:0\r\n/, "");
     assert.throws(() => parseRemoteDescription("offer", noMid), /no a=mid/);

@@ -115,8 +115,10 @@ export function parseRemoteDescription(type: "offer" | "answer", sdp: string): R
 
   const sections: RemoteSection[] = [];
   const seenMids = new Set<string>();
-  let iceUfrag = parsed.iceUfrag;
-  let icePwd = parsed.icePwd;
+  // sdp-transform turns an all-digit value into a number (a ufrag like "6024" is legal ice-char).
+  const text = (v: string | number | undefined) => (v === undefined ? undefined : String(v));
+  let iceUfrag = text(parsed.iceUfrag);
+  let icePwd = text(parsed.icePwd);
   const fingerprints: Fingerprint[] = parsed.fingerprint
     ? [{ algorithm: parsed.fingerprint.type, value: parsed.fingerprint.hash }]
     : [];
@@ -136,10 +138,11 @@ export function parseRemoteDescription(type: "offer" | "answer", sdp: string): R
     // ICE and DTLS parameters live at session level or in the media sections (usually the same in each).
     if (!rejected) {
       if (m.iceUfrag !== undefined) {
-        if (iceUfrag !== undefined && iceUfrag !== m.iceUfrag && bundle.includes(mid))
+        const ufrag = String(m.iceUfrag);
+        if (iceUfrag !== undefined && iceUfrag !== ufrag && bundle.includes(mid))
           throw new SdpError(`m-line ${index} (mid ${mid}) uses other ICE credentials than the BUNDLE group`);
-        iceUfrag ??= m.iceUfrag;
-        icePwd ??= m.icePwd;
+        iceUfrag ??= ufrag;
+        icePwd ??= text(m.icePwd);
       }
       if (m.fingerprint && !fingerprints.some((f) => f.value === m.fingerprint!.hash))
         fingerprints.push({ algorithm: m.fingerprint.type, value: m.fingerprint.hash });
