@@ -6,7 +6,14 @@
       "target_name": "patchbay_native",
       "sources": [
         "native/src/addon.cc",
-        "native/src/srtp.cc"
+        "native/src/dtls.cc",
+        "native/src/ice_lite.cc",
+        "native/src/napi_transport.cc",
+        "native/src/peer.cc",
+        "native/src/rtp.cc",
+        "native/src/srtp.cc",
+        "native/src/stun.cc",
+        "native/src/udp_mux.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -26,6 +26,10 @@ export interface Config {
     readonly maxPort: number;
     /** Bits/s announced to video publishers (REMB). */
     readonly publishBitrateCap: number;
+    /** Which implementation moves packets: the C++ addon or werift (docs/NATIVE.md). */
+    readonly mediaPlane: "native" | "werift";
+    /** Native plane only: one UDP port for every session (0 = a port per session). */
+    readonly sharedPort: number;
   };
   readonly dataDir: string;
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
@@ -143,6 +147,8 @@ const shape = {
   "rtc-listen-ip": ip.optional(),
   "rtc-min-port": rtcPort,
   "rtc-max-port": rtcPort,
+  "media-plane": oneOf(["native", "werift"]),
+  "rtc-shared-port": rtcPort,
   "publish-bitrate-cap": integer(30_000, 100_000_000, "bits per second from 30000 to 100000000"),
   "data-dir": path,
   "log-level": oneOf(LOG_LEVELS),
@@ -231,6 +237,18 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     default: "0",
     valueName: "port",
     description: "Highest UDP port for WebRTC (see rtc-min-port).",
+  },
+  "media-plane": {
+    default: "werift",
+    valueName: "plane",
+    description:
+      "What moves media packets: native (the C++ addon: UDP, ICE-lite, DTLS-SRTP) or werift. Sessions with ?thirdparty=true (full ICE) always use werift.",
+  },
+  "rtc-shared-port": {
+    default: "0",
+    valueName: "port",
+    description:
+      "Native media plane: one UDP port for all sessions, demultiplexed by ICE username then 5-tuple (0 = a port per session from the range).",
   },
   "publish-bitrate-cap": {
     default: "2500000",
@@ -453,6 +471,8 @@ const schema = z
         minPort: v["rtc-min-port"],
         maxPort: v["rtc-max-port"],
         publishBitrateCap: v["publish-bitrate-cap"],
+        mediaPlane: v["media-plane"],
+        sharedPort: v["rtc-shared-port"],
       },
       dataDir: v["data-dir"],
       log: { level: v["log-level"], format: v["log-format"] },

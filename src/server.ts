@@ -12,6 +12,7 @@ import { registerExamples } from "./examples/plugin.ts";
 import type { Logger } from "./log.ts";
 import { MediaScheduler, realClock, realTimers } from "./media/scheduler.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
+import { NativeTransport, SharedUdpPort } from "./rtc/native-transport.ts";
 import { RtcpDriver } from "./rtc/rtcp-driver.ts";
 import { type RtcOptions, WeriftTransport } from "./rtc/werift-transport.ts";
 import { AppState, SessionCensus } from "./sfu/app-state.ts";
@@ -60,6 +61,10 @@ export function createServer(opts: StartOptions): ServerCore {
     phases: 10,
     onError: (err) => logger.error({ err }, "media tick failed"),
   });
+  const sharedPort =
+    config.rtc.mediaPlane === "native" && config.rtc.sharedPort > 0
+      ? new SharedUdpPort(rtc, config.rtc.sharedPort)
+      : undefined;
   const rtcp = new RtcpDriver(scheduler, (err) => logger.error({ err }, "RTCP housekeeping failed"));
   // Sessions of every app together, for --max-sessions.
   const census = new SessionCensus();
@@ -69,19 +74,21 @@ export function createServer(opts: StartOptions): ServerCore {
         appId: creds.appId,
         limits: config.limits,
         census,
-        createTransport: (mode) =>
-          new WeriftTransport(
-            {
-              rtc,
-              rtcp,
-              clock: realClock,
-              maxPublishBitrate: config.rtc.publishBitrateCap,
-              livenessTimeoutMs: config.session.livenessTimeoutMs,
-              onError: (err, context) =>
-                logger.warn({ err, appId: creds.appId, context }, "media transport error"),
-            },
-            mode,
-          ),
+        createTransport: (mode) => {
+          const transportOptions = {
+            rtc,
+            rtcp,
+            clock: realClock,
+            maxPublishBitrate: config.rtc.publishBitrateCap,
+            livenessTimeoutMs: config.session.livenessTimeoutMs,
+            onError: (err: unknown, context: string) =>
+              logger.warn({ err, appId: creds.appId, context }, "media transport error"),
+          };
+          // Full ICE (?thirdparty=true) is werift's: the native agent is ICE-lite only.
+          return config.rtc.mediaPlane === "native" && mode.iceLite
+            ? new NativeTransport({ ...transportOptions, sharedPort }, mode)
+            : new WeriftTransport(transportOptions, mode);
+        },
         timings: config.session,
         onForwarded: () => metrics.forwardedPackets.inc(),
         onRetransmit: () => metrics.nackRetransmits.inc(),
@@ -147,6 +154,7 @@ export function createServer(opts: StartOptions): ServerCore {
         for (const m of managers.values()) m.closeAll("server shutting down", 1001);
         for (const app of apps.list()) app.state.close("server shutting down");
         scheduler.close();
+        sharedPort?.close();
         await api.close();
       })();
       return closing;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "napi_transport.h"
 #include "srtp.h"
 
 namespace {
@@ -107,7 +108,8 @@ class NativeSrtp : public Napi::ObjectWrap<NativeSrtp> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("SrtpContext", NativeSrtp::Init(env));
-  exports.Set("version", Napi::String::New(env, "0.1.0"));
+  pb::initTransport(env, exports);
+  exports.Set("version", Napi::String::New(env, "0.2.0"));
   return exports;
 }
 

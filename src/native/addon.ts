@@ -17,9 +17,69 @@ export interface NativeSrtpContext {
   stats(): { authFailures: number; replays: number; malformed: number };
 }
 
+/** One UDP socket on Node's libuv loop, shared by the peers attached to it (native/src/udp_mux.h). */
+export interface NativeUdpSocket {
+  /** Binds and starts receiving; returns the bound port. Throws an Error with `code` ("EADDRINUSE"…). */
+  bind(ip: string, port: number, batched?: boolean): number;
+  close(): void;
+  stats(): {
+    datagrams: number;
+    bytes: number;
+    batches: number;
+    unrouted: number;
+    truncated: number;
+    sendErrors: number;
+    peers: number;
+    recvmmsg: boolean;
+  };
+}
+
+export type NativePeerState = "new" | "connecting" | "connected" | "failed" | "closed";
+
+export interface NativePeerStats {
+  state: NativePeerState;
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+  dropped: number;
+  srtpFailures: number;
+  notSent: number;
+  /** -1 before anything arrived. */
+  msSinceInbound: number;
+  iceChecks: number;
+  iceBadIntegrity: number;
+  srtpProfile: number;
+}
+
+/**
+ * One transport (ICE-lite, DTLS-SRTP) on a socket (native/src/peer.h). `onMedia` is called once per receive
+ * batch with every decrypted packet of the batch: `[u16 length][u8 kind: 0 RTP, 1 RTCP][u8 0][bytes]…`.
+ */
+export interface NativePeer {
+  setRemote(ufrag: string, fingerprints: [string, string][], dtlsClient: boolean): void;
+  /** Plain RTP in; false when not connected (or no consent). */
+  sendRtp(packet: Buffer): boolean;
+  sendRtcp(packet: Buffer): boolean;
+  /** Runs DTLS retransmissions; ms until it wants another tick, -1 for none. */
+  tick(): number;
+  stats(): NativePeerStats;
+  close(): void;
+}
+
 export interface NativeAddon {
   version: string;
   SrtpContext: new (profile: 1 | 7, masterKey: Buffer, masterSalt: Buffer) => NativeSrtpContext;
+  UdpSocket: new () => NativeUdpSocket;
+  Peer: new (
+    socket: NativeUdpSocket,
+    ufrag: string,
+    pwd: string,
+    onMedia: (batch: Buffer, count: number) => void,
+    onState: (state: NativePeerState, detail: string) => void,
+  ) => NativePeer;
+  /** SHA-256 fingerprint of the process's DTLS certificate ("AB:CD:…"). */
+  certificateFingerprint(): string;
 }
 
 let cached: NativeAddon | undefined;

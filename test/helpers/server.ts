@@ -46,6 +46,8 @@ export async function startTestServer(
     ],
     {
       PATCHBAY_APPS: JSON.stringify(TEST_APPS),
+      // The suite runs on either media plane: PATCHBAY_MEDIA_PLANE=werift|native (default: the server's).
+      PATCHBAY_MEDIA_PLANE: process.env.PATCHBAY_MEDIA_PLANE,
     },
   );
   const logger = opts.logger ?? createLogger(config, false);

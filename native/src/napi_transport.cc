@@ -1,0 +1,262 @@
+// Node-API surface of the native transport: UdpSocket (a UdpMux) and Peer (a PeerCore on a socket).
+// JS hears from a peer once per receive batch: one Buffer holding every packet that arrived for it
+// ([u16 length][u8 kind 0=RTP 1=RTCP][u8 0][bytes]...), so the boundary is crossed per batch, not per packet.
+#include "napi_transport.h"
+
+#include <uv.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtls.h"
+#include "peer.h"
+#include "udp_mux.h"
+
+namespace pb {
+namespace {
+
+/** One certificate per process (generated on first use); its fingerprint goes into every answer. */
+std::shared_ptr<DtlsCertificate> processCertificate() {
+  static std::shared_ptr<DtlsCertificate> cert = DtlsCertificate::generate();
+  return cert;
+}
+
+uv_loop_t* loopOf(Napi::Env env) {
+  uv_loop_t* loop = nullptr;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || !loop) throw Napi::Error::New(env, "no libuv loop");
+  return loop;
+}
+
+class NativeUdpSocket : public Napi::ObjectWrap<NativeUdpSocket> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "UdpSocket",
+                       {InstanceMethod("bind", &NativeUdpSocket::Bind), InstanceMethod("close", &NativeUdpSocket::Close),
+                        InstanceMethod("stats", &NativeUdpSocket::Stats)});
+  }
+  explicit NativeUdpSocket(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeUdpSocket>(info) {
+    mux_ = new UdpMux(loopOf(info.Env()));
+  }
+  ~NativeUdpSocket() override { closeMux(); }
+  UdpMux* mux() { return mux_; }
+
+ private:
+  /** bind(ip, port, batched) → the bound port; throws an Error whose `code` is libuv's (EADDRINUSE…). */
+  Napi::Value Bind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!mux_) throw Napi::Error::New(env, "socket closed");
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "bind(ip, port, batched)");
+    const bool batched = info.Length() > 2 && info[2].ToBoolean().Value();
+    const int r = mux_->bind(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Number>().Int32Value(), batched);
+    if (r != 0) {
+      Napi::Error e = Napi::Error::New(env, std::string("bind: ") + uv_strerror(r));
+      e.Set("code", Napi::String::New(env, uv_err_name(r)));
+      throw e;
+    }
+    return Napi::Number::New(env, mux_->localPort());
+  }
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    closeMux();
+    return info.Env().Undefined();
+  }
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto o = Napi::Object::New(env);
+    if (!mux_) return o;
+    const MuxStats& s = mux_->stats();
+    o.Set("datagrams", double(s.datagrams));
+    o.Set("bytes", double(s.bytes));
+    o.Set("batches", double(s.batches));
+    o.Set("unrouted", double(s.unrouted));
+    o.Set("truncated", double(s.truncated));
+    o.Set("sendErrors", double(s.sendErrors));
+    o.Set("peers", double(mux_->peerCount()));
+    o.Set("recvmmsg", mux_->usingRecvmmsg());
+    return o;
+  }
+  void closeMux() {
+    if (mux_) mux_->close();
+    mux_ = nullptr;
+  }
+  UdpMux* mux_ = nullptr;
+};
+
+class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public PeerListener {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Peer",
+                       {InstanceMethod("setRemote", &NativePeer::SetRemote),
+                        InstanceMethod("sendRtp", &NativePeer::SendRtp),
+                        InstanceMethod("sendRtcp", &NativePeer::SendRtcp),
+                        InstanceMethod("tick", &NativePeer::Tick), InstanceMethod("stats", &NativePeer::Stats),
+                        InstanceMethod("close", &NativePeer::Close)});
+  }
+
+  /** new Peer(socket, ufrag, pwd, onMedia(buffer, count), onState(state, detail)) */
+  explicit NativePeer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativePeer>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[0].IsObject() || !info[1].IsString() || !info[2].IsString() ||
+        !info[3].IsFunction() || !info[4].IsFunction())
+      throw Napi::TypeError::New(env, "Peer(socket, ufrag, pwd, onMedia, onState)");
+    auto* socket = NativeUdpSocket::Unwrap(info[0].As<Napi::Object>());
+    if (!socket || !socket->mux()) throw Napi::Error::New(env, "socket closed");
+    socketRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+    mux_ = socket->mux();
+    loop_ = loopOf(env);
+    onMedia_ = Napi::Persistent(info[3].As<Napi::Function>());
+    onState_ = Napi::Persistent(info[4].As<Napi::Function>());
+    async_ = std::make_unique<Napi::AsyncContext>(env, "PatchbayPeer");
+    std::shared_ptr<DtlsCertificate> cert;
+    try {
+      cert = processCertificate();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    core_ = std::make_unique<PeerCore>(cert, info[1].As<Napi::String>().Utf8Value(),
+                                       info[2].As<Napi::String>().Utf8Value(), *this);
+    mux_->attach(this);
+    env_ = env;
+  }
+  ~NativePeer() override { detach(); }
+
+  PeerCore& core() override { return *core_; }
+
+  void onBatchEnd() override { flushMedia(); }
+
+  void sendTo(const SockAddr& to, const uint8_t* data, size_t len) override {
+    if (mux_) mux_->sendTo(to, data, len);
+  }
+  void onMedia(bool rtcp, const uint8_t* data, size_t len) override {
+    if (len > 0xffff) return;
+    const size_t at = batch_.size();
+    batch_.resize(at + 4 + len);
+    batch_[at] = static_cast<uint8_t>(len >> 8);
+    batch_[at + 1] = static_cast<uint8_t>(len);
+    batch_[at + 2] = rtcp ? 1 : 0;
+    batch_[at + 3] = 0;
+    std::memcpy(batch_.data() + at + 4, data, len);
+    batchCount_++;
+  }
+  void onState(PeerState state, const std::string& detail) override {
+    // Media decrypted before the change goes first (a close_notify after the last packets).
+    flushMedia();
+    Napi::HandleScope scope(env_);
+    call(onState_, {Napi::String::New(env_, peerStateName(state)), Napi::String::New(env_, detail)});
+  }
+  void onSelected(const SockAddr& remote) override {
+    if (mux_) mux_->route(remote, this);
+  }
+
+ private:
+  void call(Napi::FunctionReference& fn, const std::vector<napi_value>& args) {
+    try {
+      fn.MakeCallback(Value(), args, *async_);
+    } catch (const Napi::Error&) {
+      // The JS side reports its own errors; a throw must not unwind through libuv.
+    }
+  }
+
+  void flushMedia() {
+    if (batchCount_ == 0) return;
+    Napi::HandleScope scope(env_);
+    auto buf = Napi::Buffer<uint8_t>::Copy(env_, batch_.data(), batch_.size());
+    const uint32_t count = batchCount_;
+    batch_.clear();
+    batchCount_ = 0;
+    call(onMedia_, {buf, Napi::Number::New(env_, count)});
+  }
+
+  void detach() {
+    if (mux_) mux_->detach(this);
+    mux_ = nullptr;
+    if (!socketRef_.IsEmpty()) socketRef_.Reset();
+  }
+
+  /** setRemote(ufrag, [[algorithm, value], ...], dtlsClient) */
+  Napi::Value SetRemote(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsArray()) throw Napi::TypeError::New(env, "setRemote(ufrag, fingerprints, dtlsClient)");
+    std::vector<std::pair<std::string, std::string>> fps;
+    auto arr = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsArray()) continue;
+      auto pair = v.As<Napi::Array>();
+      fps.emplace_back(pair.Get(0u).ToString().Utf8Value(), pair.Get(1u).ToString().Utf8Value());
+    }
+    core_->setNow(uv_now(loop_));
+    core_->setRemote(info[0].As<Napi::String>().Utf8Value(), fps, info[2].ToBoolean().Value());
+    return env.Undefined();
+  }
+
+  Napi::Value Send(const Napi::CallbackInfo& info, bool rtcp) {
+    if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "expected a Buffer");
+    auto b = info[0].As<Napi::Buffer<uint8_t>>();
+    core_->setNow(uv_now(loop_));
+    const bool ok = rtcp ? core_->sendRtcp(b.Data(), b.Length()) : core_->sendRtp(b.Data(), b.Length());
+    return Napi::Boolean::New(info.Env(), ok);
+  }
+  Napi::Value SendRtp(const Napi::CallbackInfo& info) { return Send(info, false); }
+  Napi::Value SendRtcp(const Napi::CallbackInfo& info) { return Send(info, true); }
+
+  /** tick() → ms until the DTLS timer wants another tick, or -1. */
+  Napi::Value Tick(const Napi::CallbackInfo& info) {
+    uv_update_time(loop_);
+    return Napi::Number::New(info.Env(), static_cast<double>(core_->tick(uv_now(loop_))));
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const PeerStats& s = core_->stats();
+    const IceStats& i = core_->iceStats();
+    uv_update_time(loop_);
+    auto o = Napi::Object::New(env);
+    o.Set("state", peerStateName(core_->state()));
+    o.Set("packetsIn", double(s.packetsIn));
+    o.Set("bytesIn", double(s.bytesIn));
+    o.Set("packetsOut", double(s.packetsOut));
+    o.Set("bytesOut", double(s.bytesOut));
+    o.Set("dropped", double(s.dropped));
+    o.Set("srtpFailures", double(s.srtpFailures));
+    o.Set("notSent", double(s.notSent));
+    o.Set("msSinceInbound", s.lastInboundMs == 0 ? -1.0 : double(uv_now(loop_) - s.lastInboundMs));
+    o.Set("iceChecks", double(i.checks));
+    o.Set("iceBadIntegrity", double(i.badIntegrity + i.wrongUsername));
+    o.Set("srtpProfile", double(core_->srtpProfile()));
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    core_->close();
+    detach();
+    return info.Env().Undefined();
+  }
+
+  Napi::Env env_ = Napi::Env(nullptr);
+  Napi::ObjectReference socketRef_;
+  UdpMux* mux_ = nullptr;
+  uv_loop_t* loop_ = nullptr;
+  Napi::FunctionReference onMedia_, onState_;
+  std::unique_ptr<Napi::AsyncContext> async_;
+  std::unique_ptr<PeerCore> core_;
+  std::vector<uint8_t> batch_;
+  uint32_t batchCount_ = 0;
+};
+
+}  // namespace
+
+void initTransport(Napi::Env env, Napi::Object exports) {
+  exports.Set("UdpSocket", NativeUdpSocket::Init(env));
+  exports.Set("Peer", NativePeer::Init(env));
+  exports.Set("certificateFingerprint", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                try {
+                  return Napi::String::New(info.Env(), processCertificate()->fingerprintSha256);
+                } catch (const std::exception& e) {
+                  throw Napi::Error::New(info.Env(), e.what());
+                }
+              }));
+}
+
+}  // namespace pb

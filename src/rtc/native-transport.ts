@@ -1,0 +1,299 @@
+import { randomBytes } from "node:crypto";
+import { networkInterfaces } from "node:os";
+import { type RtcpPacket, RtcpPacketConverter, RtpPacket } from "werift";
+import type { RtpHeader } from "../media/rtp.ts";
+import { loadNative, type NativePeer, type NativePeerState, type NativeUdpSocket } from "../native/addon.ts";
+import { applyCandidatePolicy } from "./candidates.ts";
+import type { LocalCandidate, LocalTransportParameters } from "./negotiation/sdp-writer.ts";
+import {
+  NoUdpPortError,
+  type PeerTransportOptions,
+  type RemoteTransportParameters,
+} from "./peer-transport.ts";
+import { RtpTransportBase, type RtpTransportOptions } from "./rtp-transport-base.ts";
+import type { RtcOptions } from "./werift-transport.ts";
+
+export interface NativeTransportOptions extends RtpTransportOptions {
+  rtc: RtcOptions;
+  /** One UDP port for every session of the process (ICE ufrag demultiplexing); undefined: a port per session. */
+  sharedPort?: SharedUdpPort;
+}
+
+/** ICE credentials per RFC 8445 §5.3: ufrag ≥ 4 and pwd ≥ 22 characters of ice-char. */
+function iceToken(bytes: number): string {
+  return randomBytes(bytes)
+    .toString("base64")
+    .replace(/[^A-Za-z0-9]/g, "x");
+}
+
+/** Host addresses announced for a socket bound to `listenIp` (all IPv4 interfaces for 0.0.0.0). */
+function hostAddresses(listenIp: string): string[] {
+  if (listenIp !== "0.0.0.0") return [listenIp];
+  const out = new Set<string>(["127.0.0.1"]);
+  for (const list of Object.values(networkInterfaces()))
+    for (const i of list ?? []) if (i.family === "IPv4") out.add(i.address);
+  return [...out];
+}
+
+function candidatesFor(rtc: RtcOptions, port: number): LocalCandidate[] {
+  const any = rtc.listenIp === "0.0.0.0";
+  const found = hostAddresses(rtc.listenIp).map((ip, i) => ({
+    foundation: String(i + 1),
+    // Host candidates, type preference 126, one component; loopback last.
+    priority: (126 << 24) | ((65535 - i - (ip === "127.0.0.1" ? 1000 : 0)) << 8) | 255,
+    ip,
+    port,
+  }));
+  return applyCandidatePolicy(found, {
+    listenIp: any ? undefined : rtc.listenIp,
+    announcedIp: rtc.announcedIp,
+  });
+}
+
+// ---- per-session ports --------------------------------------------------------------------------
+
+/** Ports of --rtc-min-port..--rtc-max-port held by native transports of this process. */
+const heldPorts = new Set<number>();
+const cursors = new Map<string, number>();
+
+/**
+ * Binds a socket on a free port of the range (or one the OS picks). A bind is atomic, so there is no
+ * probe-then-bind race; a full range throws NoUdpPortError having kept no socket.
+ */
+function bindSessionSocket(rtc: RtcOptions): { socket: NativeUdpSocket; port: number } {
+  const native = loadNative();
+  const range = rtc.portRange;
+  if (!range) {
+    const socket = new native.UdpSocket();
+    try {
+      return { socket, port: socket.bind(rtc.listenIp, 0) };
+    } catch (err) {
+      socket.close();
+      throw new NoUdpPortError(
+        `the operating system gave no UDP port for a new session: ${(err as Error).message}`,
+        {
+          needed: 1,
+        },
+      );
+    }
+  }
+  const [min, max] = range;
+  const size = max - min + 1;
+  const key = `${rtc.listenIp}|${min}|${max}`;
+  const start = cursors.get(key) ?? min;
+  let held = 0;
+  for (let i = 0; i < size; i++) {
+    const port = min + ((start - min + i) % size);
+    if (heldPorts.has(port)) {
+      held++;
+      continue;
+    }
+    const socket = new native.UdpSocket();
+    try {
+      socket.bind(rtc.listenIp, port);
+    } catch {
+      socket.close();
+      continue;
+    }
+    heldPorts.add(port);
+    cursors.set(key, port >= max ? min : port + 1);
+    return { socket, port };
+  }
+  const others = size - held;
+  throw new NoUdpPortError(
+    `no UDP port for a new session: all ${size} UDP ports of ${min}-${max} (--rtc-min-port..--rtc-max-port) are in use: ${held} held by Patchbay sessions, ${others} by other sockets`,
+    { range: [min, max], needed: 1, free: 0, heldBySessions: held, heldByOthers: others },
+  );
+}
+
+/** The one socket of --rtc-shared-port: every native transport of the process attaches to it. */
+export class SharedUdpPort {
+  private socket: NativeUdpSocket | undefined;
+  private port = 0;
+
+  constructor(
+    private readonly rtc: RtcOptions,
+    private readonly requested: number,
+  ) {}
+
+  /** Binds on first use; throws NoUdpPortError when the port is taken. */
+  acquire(): { socket: NativeUdpSocket; port: number } {
+    if (!this.socket) {
+      const socket = new (loadNative().UdpSocket)();
+      try {
+        this.port = socket.bind(this.rtc.listenIp, this.requested, true);
+      } catch (err) {
+        socket.close();
+        throw new NoUdpPortError(
+          `the shared UDP port ${this.requested} (--rtc-shared-port) cannot be bound: ${(err as Error).message}`,
+          { needed: 1 },
+        );
+      }
+      this.socket = socket;
+    }
+    return { socket: this.socket, port: this.port };
+  }
+
+  stats(): ReturnType<NativeUdpSocket["stats"]> | undefined {
+    return this.socket?.stats();
+  }
+
+  close(): void {
+    this.socket?.close();
+    this.socket = undefined;
+  }
+}
+
+// ---- the transport ------------------------------------------------------------------------------
+
+/**
+ * ICE-lite, DTLS-SRTP and the socket in the native addon (native/src/peer.cc, udp_mux.cc); the RTP session
+ * (RtpTransportBase) in TypeScript. The addon hands each receive batch across in one call.
+ */
+export class NativeTransport extends RtpTransportBase {
+  readonly ready: Promise<LocalTransportParameters>;
+  private peer: NativePeer | undefined;
+  private socket: NativeUdpSocket | undefined;
+  private ownsSocket = false;
+  private port = 0;
+  private started = false;
+  private closing = false;
+  /** Set while the DTLS handshake runs: its retransmission timer needs the fine cadence. */
+  private handshaking = false;
+
+  constructor(
+    private readonly opts: NativeTransportOptions,
+    mode: PeerTransportOptions = { iceLite: true },
+  ) {
+    super(opts);
+    if (!mode.iceLite)
+      throw new Error("the native media plane is ICE-lite only (thirdparty sessions use werift)");
+    this.ready = this.prepare();
+    this.ready.catch(() => this.setState("failed"));
+  }
+
+  private async prepare(): Promise<LocalTransportParameters> {
+    const native = loadNative();
+    const bound = this.opts.sharedPort ? this.opts.sharedPort.acquire() : bindSessionSocket(this.opts.rtc);
+    this.ownsSocket = !this.opts.sharedPort;
+    this.socket = bound.socket;
+    this.port = bound.port;
+    const ufrag = iceToken(6);
+    const pwd = iceToken(18);
+    this.peer = new native.Peer(
+      bound.socket,
+      ufrag,
+      pwd,
+      (batch, count) => this.onBatch(batch, count),
+      (state, detail) => this.onPeerState(state, detail),
+    );
+    return {
+      iceLite: true,
+      iceUfrag: ufrag,
+      icePwd: pwd,
+      fingerprint: { algorithm: "sha-256", value: native.certificateFingerprint() },
+      candidates: candidatesFor(this.opts.rtc, bound.port),
+    };
+  }
+
+  start(remote: RemoteTransportParameters): void {
+    if (this.state === "closed") return;
+    void this.ready.then(
+      () => this.applyRemote(remote),
+      () => {},
+    );
+  }
+
+  private applyRemote(remote: RemoteTransportParameters): void {
+    const peer = this.peer;
+    if (!peer || this.state === "closed") return;
+    // Later descriptions only add fingerprints; an ICE restart (new ufrag) is not supported, as on werift.
+    peer.setRemote(
+      remote.iceUfrag,
+      remote.fingerprints.map((f) => [f.algorithm, f.value]),
+      remote.role === "client",
+    );
+    if (this.started) return;
+    this.started = true;
+    this.handshaking = true;
+    this.setState("connecting");
+    this.opts.rtcp.add(this);
+    this.opts.rtcp.wake(this);
+  }
+
+  close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.closeStreams();
+    this.peer?.close();
+    this.peer = undefined;
+    if (this.ownsSocket) {
+      this.socket?.close();
+      heldPorts.delete(this.port);
+    }
+    this.socket = undefined;
+  }
+
+  /** The addon's counters for this transport (tests, diagnostics). */
+  nativeStats(): ReturnType<NativePeer["stats"]> | undefined {
+    return this.peer?.stats();
+  }
+
+  private onPeerState(state: NativePeerState, detail: string): void {
+    if (state === "connected") {
+      this.handshaking = false;
+      this.setState("connected");
+    } else if (state === "failed") {
+      this.handshaking = false;
+      this.opts.onError(new Error(`DTLS failed: ${detail}`), "transport connect");
+      this.setState("failed");
+    } else if (state === "closed" && !this.closing) {
+      // The peer ended DTLS (close_notify): release the socket too, through close().
+      queueMicrotask(() => this.close());
+    }
+  }
+
+  /** One receive batch: `[u16 length][u8 kind][u8 0][bytes]…` (see NativePeer). */
+  private onBatch(batch: Buffer, count: number): void {
+    if (this.state === "disconnected") this.setState("connected");
+    let at = 0;
+    for (let i = 0; i < count && at + 4 <= batch.length; i++) {
+      const len = batch.readUInt16BE(at);
+      const kind = batch[at + 2];
+      const bytes = batch.subarray(at + 4, at + 4 + len);
+      at += 4 + len;
+      try {
+        if (kind === 0) this.onRtp(RtpPacket.deSerialize(bytes));
+        else for (const p of RtcpPacketConverter.deSerialize(bytes)) this.onRtcp(p);
+      } catch (err) {
+        this.opts.onError(err, kind === 0 ? "inbound RTP" : "inbound RTCP");
+      }
+    }
+  }
+
+  protected writeRtp(header: RtpHeader, payload: Buffer): boolean {
+    const peer = this.peer;
+    if (!peer || this.state === "new" || this.state === "connecting") return false;
+    return peer.sendRtp(new RtpPacket(header, payload).serialize());
+  }
+
+  protected writeRtcp(packets: RtcpPacket[]): void {
+    const peer = this.peer;
+    if (!peer || packets.length === 0) return;
+    peer.sendRtcp(Buffer.concat(packets.map((p) => p.serialize())));
+  }
+
+  protected msSinceInbound(): number {
+    const ms = this.peer?.stats().msSinceInbound ?? -1;
+    return ms < 0 ? Number.POSITIVE_INFINITY : ms;
+  }
+
+  override rtcpTick(now: number): boolean {
+    if (this.handshaking && this.peer) {
+      // DTLS retransmissions ride the shared clock: keep the 20 ms cadence until the handshake ends.
+      this.peer.tick();
+      return true;
+    }
+    return super.rtcpTick(now);
+  }
+}
