@@ -12,6 +12,8 @@ const SETTINGS = [
   "rtc-listen-ip",
   "rtc-min-port",
   "rtc-max-port",
+  "media-plane",
+  "rtc-shared-port",
   "publish-bitrate-cap",
   "data-dir",
   "log-level",
