@@ -44,8 +44,12 @@ const HERE = BENCH_DIR;
 
 // ---- options ---------------------------------------------------------------------------------
 
+type MediaPlane = "native" | "werift";
+
 interface Scenario {
+  /** "<fan-out>@<plane>", e.g. 1x10@native. */
   name: string;
+  plane: MediaPlane;
   subscribersPerPublisher: number;
   ramp: number[];
 }
@@ -74,6 +78,7 @@ Usage: node --import tsx bench/forwarding.ts [options]
 
   --dry-run                 Short run: 1x1 N=10,25 and 1x10 N=5, 5 s measurement (proves the harness works).
   --scenarios <list>        Scenarios to run, from 1x1,1x10 (default: both).
+  --media-planes <list>     Server media planes to compare, from native,werift (default: both, in one run).
   --ramp-1x1 <list>         Publisher counts for fan-out 1→1 (default 10,25,50,100,150,200).
   --ramp-1x10 <list>        Publisher counts for fan-out 1→10 (default 2,5,10,15,20,30).
   --warmup <s>              Warm-up before each measurement (default 3).
@@ -82,7 +87,7 @@ Usage: node --import tsx bench/forwarding.ts [options]
   --gen-cpu-limit <pct>     Generator CPU (% of one core) counted as saturated (default 85).
   --gen-lateness-limit <ms> Generator pacer lateness p99 counted as saturated (default 10).
   --concurrency <n>         Peers negotiated in parallel during setup (default 4).
-  --profile <auto|none|scenario:N>
+  --profile <auto|none|scenario@plane:N>
                             Extra run with the server's CPU profiled during the window (default auto:
                             a mid-size passing step of the first scenario).
   --out <file>              JSON output (default bench/results/forwarding-<date>.json).
@@ -114,6 +119,7 @@ function parseOptions(argv: string[]): Options {
   }
   const known = [
     "--scenarios",
+    "--media-planes",
     "--ramp-1x1",
     "--ramp-1x10",
     "--warmup",
@@ -137,17 +143,25 @@ function parseOptions(argv: string[]): Options {
     "--ramp-1x1",
   );
   const ramp10 = parseList(flags.get("--ramp-1x10") ?? (dryRun ? "5" : "2,5,10,15,20,30"), "--ramp-1x10");
-  const all: Scenario[] = [
+  const shapes = [
     { name: "1x1", subscribersPerPublisher: 1, ramp: ramp1 },
     { name: "1x10", subscribersPerPublisher: 10, ramp: ramp10 },
   ];
   const wanted = (flags.get("--scenarios") ?? "1x1,1x10").split(",").map((s) => s.trim());
   for (const w of wanted)
-    if (!all.some((s) => s.name === w)) throw new Error(`--scenarios: unknown scenario ${w} (1x1, 1x10)`);
+    if (!shapes.some((s) => s.name === w)) throw new Error(`--scenarios: unknown scenario ${w} (1x1, 1x10)`);
+  const planes = (flags.get("--media-planes") ?? "native,werift").split(",").map((s) => s.trim());
+  for (const p of planes)
+    if (p !== "native" && p !== "werift")
+      throw new Error(`--media-planes: unknown plane ${p} (native, werift)`);
+  // Planes alternate within a fan-out so that both see the machine in the same state.
+  const scenarios: Scenario[] = shapes
+    .filter((s) => wanted.includes(s.name))
+    .flatMap((s) => (planes as MediaPlane[]).map((plane) => ({ ...s, name: `${s.name}@${plane}`, plane })));
   const warmupMs = num("--warmup", 3, 1, 30) * 1000;
   const measureMs = num("--measure", dryRun ? 5 : 10, 1, 60) * 1000;
   return {
-    scenarios: all.filter((s) => wanted.includes(s.name)),
+    scenarios,
     warmupMs,
     measureMs,
     tailMs: 1000,
@@ -266,7 +280,7 @@ async function runStep(
   let server: ChildProcess | undefined;
   let gen: ChildProcess | undefined;
   try {
-    server = spawnChild("server-process.ts", ctx.log, "server");
+    server = spawnChild("server-process.ts", ctx.log, "server", ["--media-plane", scenario.plane]);
     const ready = await waitMessage<ServerMessage>(server, (m) => m.type === "ready", 60_000, "server start");
     if (ready.type !== "ready") throw new Error("unreachable");
     const url = ready.url;
@@ -524,8 +538,8 @@ function summarizeScenario(scenario: Scenario, steps: StepResult[], opts: Option
   const bound = last?.verdict === "ok" || last?.verdict === "generator-saturated" ? "≥ " : "";
   const statement =
     largest === undefined
-      ? `fan-out 1→${scenario.subscribersPerPublisher}: no step passed (${stopped})`
-      : `fan-out 1→${scenario.subscribersPerPublisher}: largest N with < ${opts.lossThresholdPct} % loss = ${bound}${largest} ` +
+      ? `${scenario.name} (fan-out 1→${scenario.subscribersPerPublisher}): no step passed (${stopped})`
+      : `${scenario.name} (fan-out 1→${scenario.subscribersPerPublisher}): largest N with < ${opts.lossThresholdPct} % loss = ${bound}${largest} ` +
         `(${largest * scenario.subscribersPerPublisher} subscriber streams); stopped: ${stopped}`;
   const measured = mine.filter((s) => s.server);
   const marginal: ScenarioSummary["marginalUsPerPacket"] = [];
@@ -617,7 +631,7 @@ async function main(): Promise<number> {
     const scenario = opts.scenarios.find((s) => s.name === name) ?? undefined;
     const n = Number(nText);
     if (!scenario || !(Number.isInteger(n) && n > 0))
-      throw new Error(`--profile: expected auto, none or <scenario>:<N>`);
+      throw new Error(`--profile: expected auto, none or <scenario>@<plane>:<N>, e.g. 1x10@native:10`);
     profileTarget = { scenario, n };
   }
   let profileText: string | undefined;
@@ -657,6 +671,8 @@ async function main(): Promise<number> {
       genCpuLimitPct: opts.genCpuLimitPct,
       genLatenessLimitMs: opts.genLatenessLimitMs,
       processes: "server and load generator in separate child processes, fresh for every step",
+      mediaPlanes:
+        "each fan-out runs once per server media plane (--media-plane native: the C++ addon moves UDP/DTLS/SRTP; werift: the TypeScript stack); the generator is werift in both",
     },
     summaries,
     steps,

@@ -239,10 +239,10 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     description: "Highest UDP port for WebRTC (see rtc-min-port).",
   },
   "media-plane": {
-    default: "werift",
+    default: "native",
     valueName: "plane",
     description:
-      "What moves media packets: native (the C++ addon: UDP, ICE-lite, DTLS-SRTP) or werift. Sessions with ?thirdparty=true (full ICE) always use werift.",
+      "What moves media packets: native (the C++ addon: UDP, ICE-lite, DTLS-SRTP, SRTP) or werift (the pure-TypeScript stack of earlier releases). Sessions with ?thirdparty=true (full ICE) always use werift.",
   },
   "rtc-shared-port": {
     default: "0",
