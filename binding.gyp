@@ -7,6 +7,7 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/dtls.cc",
+        "native/src/forward.cc",
         "native/src/ice_lite.cc",
         "native/src/napi_transport.cc",
         "native/src/peer.cc",

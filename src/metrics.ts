@@ -16,13 +16,19 @@ export type SourcedGauge<L extends string> = Gauge<L> & {
   addSource(source: CountSource<L>): () => void;
 };
 
+/**
+ * A counter for per-packet paths: `add` bumps a plain number, folded into the prom-client counter when
+ * /metrics is scraped (prom-client's inc() costs microseconds, a budget a forwarded packet does not have).
+ */
+export type PulledCounter = Counter & { add(n?: number): void };
+
 export interface Metrics {
   /** Per server instance, so several servers can run in one process (tests). Serve it at /metrics. */
   readonly registry: Registry;
   readonly sessions: SourcedGauge<"state">;
   readonly tracks: SourcedGauge<"kind">;
-  readonly forwardedPackets: Counter;
-  readonly nackRetransmits: Counter;
+  readonly forwardedPackets: PulledCounter;
+  readonly nackRetransmits: PulledCounter;
   readonly adapters: SourcedGauge<"direction" | "state">;
   readonly adapterFrames: Counter<"direction">;
   readonly adapterUnderruns: Counter<"direction">;
@@ -103,7 +109,23 @@ export function createMetrics(): Metrics {
     throw new Error("prom-client no longer provides nodejs_eventloop_lag_seconds");
   const registers = [registry];
   const byDirection = DIRECTIONS.map((direction) => ({ direction }));
-  const counter = (name: string, help: string) => new Counter({ name, help, registers });
+  const pulledCounter = (name: string, help: string): PulledCounter => {
+    let pending = 0;
+    const c = new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        if (pending > 0) this.inc(pending);
+        pending = 0;
+      },
+    });
+    return Object.assign(c, {
+      add(n = 1) {
+        pending += n;
+      },
+    });
+  };
   const directionCounter = (name: string, help: string) => {
     const c = new Counter({ name, help, labelNames: ["direction"] as const, registers });
     for (const labels of byDirection) c.inc(labels, 0);
@@ -143,8 +165,11 @@ export function createMetrics(): Metrics {
       ["kind"],
       [{ kind: "audio" }, { kind: "video" }],
     ),
-    forwardedPackets: counter("patchbay_forwarded_packets_total", "RTP packets forwarded to subscribers."),
-    nackRetransmits: counter(
+    forwardedPackets: pulledCounter(
+      "patchbay_forwarded_packets_total",
+      "RTP packets forwarded to subscribers.",
+    ),
+    nackRetransmits: pulledCounter(
       "patchbay_nack_retransmits_total",
       "RTP packets retransmitted from the cache on NACK.",
     ),

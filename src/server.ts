@@ -90,8 +90,8 @@ export function createServer(opts: StartOptions): ServerCore {
             : new WeriftTransport(transportOptions, mode);
         },
         timings: config.session,
-        onForwarded: () => metrics.forwardedPackets.inc(),
-        onRetransmit: () => metrics.nackRetransmits.inc(),
+        onForwarded: () => metrics.forwardedPackets.add(),
+        onRetransmit: () => metrics.nackRetransmits.add(),
         onError: (err, context) => logger.error({ err, appId: creds.appId, context }, "media path error"),
         onSessionEvent: (e) => {
           const ids = { appId: creds.appId, sessionId: e.session.id };

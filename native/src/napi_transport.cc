@@ -5,12 +5,15 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dtls.h"
+#include "forward.h"
 #include "peer.h"
 #include "udp_mux.h"
 
@@ -72,6 +75,7 @@ class NativeUdpSocket : public Napi::ObjectWrap<NativeUdpSocket> {
     o.Set("unrouted", double(s.unrouted));
     o.Set("truncated", double(s.truncated));
     o.Set("sendErrors", double(s.sendErrors));
+    o.Set("sendCalls", double(s.sendCalls));
     o.Set("peers", double(mux_->peerCount()));
     o.Set("recvmmsg", mux_->usingRecvmmsg());
     return o;
@@ -83,6 +87,13 @@ class NativeUdpSocket : public Napi::ObjectWrap<NativeUdpSocket> {
   UdpMux* mux_ = nullptr;
 };
 
+class NativePeer;
+/** Open peers by id: a forwarding instruction names its destination by id, so a closed one is simply absent. */
+std::unordered_map<uint32_t, NativePeer*>& peersById() {
+  static std::unordered_map<uint32_t, NativePeer*> peers;
+  return peers;
+}
+
 class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public PeerListener {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -91,7 +102,10 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
                         InstanceMethod("sendRtp", &NativePeer::SendRtp),
                         InstanceMethod("sendRtcp", &NativePeer::SendRtcp),
                         InstanceMethod("tick", &NativePeer::Tick), InstanceMethod("stats", &NativePeer::Stats),
-                        InstanceMethod("close", &NativePeer::Close)});
+                        InstanceMethod("close", &NativePeer::Close), InstanceMethod("id", &NativePeer::Id),
+                        InstanceMethod("defineRoute", &NativePeer::DefineRoute),
+                        InstanceMethod("deleteRoute", &NativePeer::DeleteRoute),
+                        InstanceMethod("forward", &NativePeer::Forward)});
   }
 
   /** new Peer(socket, ufrag, pwd, onMedia(buffer, count), onState(state, detail)) */
@@ -118,6 +132,9 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
                                        info[2].As<Napi::String>().Utf8Value(), *this);
     mux_->attach(this);
     env_ = env;
+    static uint32_t nextId = 0;
+    id_ = ++nextId;
+    peersById()[id_] = this;
   }
   ~NativePeer() override { detach(); }
 
@@ -163,15 +180,94 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
     Napi::HandleScope scope(env_);
     auto buf = Napi::Buffer<uint8_t>::Copy(env_, batch_.data(), batch_.size());
     const uint32_t count = batchCount_;
+    // The batch stays readable by forward() while JS handles it (forward() is only valid during onMedia).
+    inflight_.swap(batch_);
+    inflightCount_ = count;
     batch_.clear();
     batchCount_ = 0;
     call(onMedia_, {buf, Napi::Number::New(env_, count)});
+    inflightCount_ = 0;
   }
 
   void detach() {
     if (mux_) mux_->detach(this);
     mux_ = nullptr;
     if (!socketRef_.IsEmpty()) socketRef_.Reset();
+    peersById().erase(id_);
+    routes_.clear();
+  }
+
+  Napi::Value Id(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), id_); }
+
+  /** defineRoute(routeId, ssrc, payloadType, midId, mid, extMap: Uint8Array(256)) → false if not expressible. */
+  Napi::Value DefineRoute(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 6 || !info[4].IsString() || !info[5].IsTypedArray())
+      throw Napi::TypeError::New(env, "defineRoute(routeId, ssrc, payloadType, midId, mid, extMap)");
+    auto map = info[5].As<Napi::Uint8Array>();
+    if (map.ElementLength() != 256) throw Napi::TypeError::New(env, "extMap must have 256 entries");
+    ForwardRoute r;
+    r.ssrc = info[1].As<Napi::Number>().Uint32Value();
+    r.payloadType = static_cast<uint8_t>(info[2].As<Napi::Number>().Uint32Value() & 0xff);
+    r.midId = static_cast<uint8_t>(info[3].As<Napi::Number>().Uint32Value() & 0xff);
+    r.mid = info[4].As<Napi::String>().Utf8Value();
+    std::memcpy(r.extMap, map.Data(), 256);
+    if (!validRoute(r) || info[2].As<Napi::Number>().Uint32Value() > 127) return Napi::Boolean::New(env, false);
+    routes_[info[0].As<Napi::Number>().Uint32Value()] = std::move(r);
+    return Napi::Boolean::New(env, true);
+  }
+
+  Napi::Value DeleteRoute(const Napi::CallbackInfo& info) {
+    if (info.Length() > 0 && info[0].IsNumber()) routes_.erase(info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+  }
+
+  /**
+   * forward(instructions: Uint32Array, count) → packets sent. Valid only while this peer's onMedia runs:
+   * each instruction is [batch index, destination peer id, route id, sequence number, timestamp] and sends
+   * that packet of the batch being handled, rewritten by the destination's route, through its SRTP.
+   */
+  Napi::Value Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber())
+      throw Napi::TypeError::New(env, "forward(instructions, count)");
+    auto ins = info[0].As<Napi::Uint32Array>();
+    const size_t count = std::min<size_t>(info[1].As<Napi::Number>().Uint32Value(), ins.ElementLength() / 5);
+    if (inflightCount_ == 0 || count == 0) return Napi::Number::New(env, 0);
+    // Entry offsets of the batch, found once per call.
+    offsets_.clear();
+    for (size_t at = 0; at + 4 <= inflight_.size() && offsets_.size() < inflightCount_;) {
+      offsets_.push_back(at);
+      at += 4 + ((size_t(inflight_[at]) << 8) | inflight_[at + 1]);
+    }
+    const uint64_t now = uv_now(loop_);
+    uint32_t sent = 0;
+    uint8_t out[1500 + 64];
+    corked_.clear();
+    for (size_t k = 0; k < count; k++) {
+      const uint32_t* in = ins.Data() + 5 * k;
+      if (in[0] >= offsets_.size()) continue;
+      const size_t at = offsets_[in[0]];
+      const size_t len = (size_t(inflight_[at]) << 8) | inflight_[at + 1];
+      if (inflight_[at + 2] != 0 || at + 4 + len > inflight_.size()) continue;  // RTCP, or a torn batch
+      auto peer = peersById().find(in[1]);
+      if (peer == peersById().end()) continue;
+      NativePeer* dest = peer->second;
+      auto route = dest->routes_.find(in[2]);
+      if (route == dest->routes_.end()) continue;
+      const size_t n = rewriteRtp(inflight_.data() + at + 4, len, route->second, static_cast<uint16_t>(in[3]), in[4],
+                                  out, sizeof out);
+      if (n == 0) continue;
+      if (!dest->mux_) continue;
+      if (!dest->mux_->corked()) {
+        dest->mux_->cork();
+        corked_.push_back(dest->mux_);
+      }
+      dest->core_->setNow(now);
+      if (dest->core_->sendRtp(out, n)) sent++;
+    }
+    for (UdpMux* mux : corked_) mux->flush();
+    return Napi::Number::New(env, sent);
   }
 
   /** setRemote(ufrag, [[algorithm, value], ...], dtlsClient) */
@@ -243,6 +339,12 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
   std::unique_ptr<PeerCore> core_;
   std::vector<uint8_t> batch_;
   uint32_t batchCount_ = 0;
+  std::vector<uint8_t> inflight_;
+  uint32_t inflightCount_ = 0;
+  std::vector<size_t> offsets_;
+  std::vector<UdpMux*> corked_;
+  uint32_t id_ = 0;
+  std::unordered_map<uint32_t, ForwardRoute> routes_;
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "udp_mux.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "ice_lite.h"
@@ -68,6 +69,11 @@ void UdpMux::route(const SockAddr& remote, MuxPeer* peer) { byAddr_[remote] = pe
 
 bool UdpMux::sendTo(const SockAddr& to, const uint8_t* data, size_t len) {
   if (!bound_ || closed_) return false;
+  if (corked_) {
+    heldMessages_.push_back({held_.size(), len, to});
+    held_.insert(held_.end(), data, data + len);
+    return true;
+  }
   uv_buf_t b = uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(data)), static_cast<unsigned>(len));
   const int r = uv_udp_try_send(&handle_, &b, 1, to.sa());
   if (r < 0) {
@@ -76,6 +82,54 @@ bool UdpMux::sendTo(const SockAddr& to, const uint8_t* data, size_t len) {
     return false;
   }
   return true;
+}
+
+void UdpMux::flush() {
+  corked_ = false;
+  const size_t n = heldMessages_.size();
+  if (n > 0 && bound_ && !closed_) {
+#ifdef __linux__
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(reinterpret_cast<const uv_handle_t*>(&handle_), &fd) == 0) {
+      constexpr size_t kMax = 64;
+      mmsghdr msgs[kMax];
+      iovec iov[kMax];
+      for (size_t i = 0; i < n;) {
+        const size_t k = std::min(kMax, n - i);
+        for (size_t j = 0; j < k; j++) {
+          const Held& h = heldMessages_[i + j];
+          iov[j] = {held_.data() + h.offset, h.length};
+          msgs[j] = {};
+          msgs[j].msg_hdr.msg_iov = &iov[j];
+          msgs[j].msg_hdr.msg_iovlen = 1;
+          msgs[j].msg_hdr.msg_name = const_cast<sockaddr*>(h.to.sa());
+          msgs[j].msg_hdr.msg_namelen = h.to.family() == 6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+        }
+        const int r = sendmmsg(fd, msgs, static_cast<unsigned>(k), MSG_DONTWAIT);
+        stats_.sendCalls++;
+        if (r > 0) {
+          i += static_cast<size_t>(r);
+        } else if (r < 0 && errno == EINTR) {
+          continue;
+        } else {
+          // The first datagram cannot go (EAGAIN: socket buffer full): dropped, as sendTo() drops.
+          stats_.sendErrors++;
+          i++;
+        }
+      }
+    } else {
+      stats_.sendErrors += n;
+    }
+#else
+    for (const Held& h : heldMessages_) {
+      uv_buf_t b = uv_buf_init(reinterpret_cast<char*>(held_.data() + h.offset), static_cast<unsigned>(h.length));
+      if (uv_udp_try_send(&handle_, &b, 1, h.to.sa()) < 0) stats_.sendErrors++;
+      stats_.sendCalls++;
+    }
+#endif
+  }
+  held_.clear();
+  heldMessages_.clear();
 }
 
 void UdpMux::close() {

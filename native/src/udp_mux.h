@@ -26,6 +26,7 @@ class MuxPeer {
 
 struct MuxStats {
   uint64_t datagrams = 0, bytes = 0, batches = 0, unrouted = 0, truncated = 0, sendErrors = 0;
+  uint64_t sendCalls = 0;  // system calls that sent held datagrams (flush)
 };
 
 class UdpMux {
@@ -39,6 +40,13 @@ class UdpMux {
   void detach(MuxPeer* peer);
   void route(const SockAddr& remote, MuxPeer* peer);
   bool sendTo(const SockAddr& to, const uint8_t* data, size_t len);
+  /**
+   * Holds sends until flush(), which hands them to the kernel in as few system calls as it can (sendmmsg
+   * on Linux): the forwarding path corks every socket it writes a batch's copies to.
+   */
+  void cork() { corked_ = true; }
+  bool corked() const { return corked_; }
+  void flush();
   void close();
   const MuxStats& stats() const { return stats_; }
   bool usingRecvmmsg() const;
@@ -59,6 +67,13 @@ class UdpMux {
   std::unordered_map<SockAddr, MuxPeer*, SockAddrHash> byAddr_;
   std::vector<MuxPeer*> dirty_;
   MuxStats stats_;
+  struct Held {
+    size_t offset, length;
+    SockAddr to;
+  };
+  bool corked_ = false;
+  std::vector<uint8_t> held_;
+  std::vector<Held> heldMessages_;
 };
 
 }  // namespace pb

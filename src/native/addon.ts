@@ -29,6 +29,8 @@ export interface NativeUdpSocket {
     unrouted: number;
     truncated: number;
     sendErrors: number;
+    /** System calls that sent held (corked) datagrams. */
+    sendCalls: number;
     peers: number;
     recvmmsg: boolean;
   };
@@ -65,6 +67,26 @@ export interface NativePeer {
   tick(): number;
   stats(): NativePeerStats;
   close(): void;
+  /** Process-unique id, how forwarding instructions name a destination. */
+  id(): number;
+  /**
+   * A subscriber stream's rewrite (see native/src/forward.h); `extMap[publisherId]` = subscriber id or 0.
+   * False when the one-byte extension form cannot express it (ids above 14, a mid over 16 bytes).
+   */
+  defineRoute(
+    routeId: number,
+    ssrc: number,
+    payloadType: number,
+    midId: number,
+    mid: string,
+    extMap: Uint8Array,
+  ): boolean;
+  deleteRoute(routeId: number): void;
+  /**
+   * Only during this peer's onMedia: sends packets of the batch being handled to other peers, `count`
+   * instructions of 5 numbers [batch index, destination id, route id, sequence number, timestamp].
+   */
+  forward(instructions: Uint32Array, count: number): number;
 }
 
 export interface NativeAddon {

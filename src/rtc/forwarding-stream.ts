@@ -22,6 +22,23 @@ export interface RtpOutput {
   send(header: RtpHeader, payload: Buffer): boolean;
   /** Monotonic ms (the media clock). */
   now(): number;
+  /**
+   * Native media plane: forward `packet` unchanged but for the stream's route (SSRC, payload type, extension
+   * ids, mid) and the given numbers, inside the addon. False when this packet cannot go that way (then the
+   * caller sends it through `send`).
+   */
+  forward?(packet: RtpPacket, seq: number, ts: number, stream: ForwardingSendStream): boolean;
+}
+
+/** What the addon needs to rewrite packets for one send stream (native/src/forward.h). */
+export interface NativeRoute {
+  ssrc: number;
+  payloadType: number;
+  /** 0: no mid extension. */
+  midId: number;
+  mid: string;
+  /** Publisher extension id → subscriber id, 0 where the element is not forwarded. */
+  extMap: Uint8Array;
 }
 
 /** A layer without packets for this long counts as stopped (the publisher dropped it for bandwidth). */
@@ -135,6 +152,10 @@ export class ForwardingSendStream implements SendStream {
     });
     if (!out) return;
     this.switchPending = false;
+    if (!this.vp8 && this.output.forward?.(packet, out.sequenceNumber, out.timestamp, this)) {
+      this.recordSent(out.sequenceNumber, out.timestamp, packet.payload, now);
+      return;
+    }
     const payload = this.vp8 ? Buffer.from(this.vp8.rewrite(packet.payload, { switched })) : packet.payload;
     const header = new RtpHeader({
       marker: h.marker,
@@ -262,13 +283,37 @@ export class ForwardingSendStream implements SendStream {
       this.counters.notReady++;
       return;
     }
-    const i = header.sequenceNumber % this.sentSeq.length;
-    this.sentSeq[i] = header.sequenceNumber;
-    this.sentTs[i] = header.timestamp;
+    this.recordSent(header.sequenceNumber, header.timestamp, payload, now);
+  }
+
+  private recordSent(seq: number, ts: number, payload: Buffer, now: number): void {
+    const i = seq % this.sentSeq.length;
+    this.sentSeq[i] = seq;
+    this.sentTs[i] = ts;
     if (this.sentPayload) this.sentPayload[i] = payload;
     this.counters.packetsSent++;
     this.counters.bytesSent += payload.length;
-    this.sr.onPacketSent(header.timestamp, payload.length, performance.timeOrigin + now);
+    this.sr.onPacketSent(ts, payload.length, performance.timeOrigin + now);
+  }
+
+  /**
+   * The rewrite of this stream for the addon: the same extension mapping as `extensions()`, for every id the
+   * publisher may use. Undefined when the stream rewrites payloads (VP8 simulcast) or the one-byte extension
+   * form cannot carry its ids.
+   */
+  nativeRoute(): NativeRoute | undefined {
+    if (this.vp8) return undefined;
+    const extMap = new Uint8Array(256);
+    for (let id = 1; id < 256; id++) {
+      const uri = this.track.extensionUri(id);
+      const to = uri && FORWARDED_EXTENSIONS.includes(uri) ? this.spec.extensions.get(uri) : undefined;
+      if (to === undefined) continue;
+      if (to > 14) return undefined;
+      extMap[id] = to;
+    }
+    const midId = this.spec.extensions.get(EXT.mid) ?? 0;
+    if (midId > 14 || Buffer.byteLength(this.spec.mid) > 16) return undefined;
+    return { ssrc: this.spec.ssrc, payloadType: this.spec.payloadType, midId, mid: this.spec.mid, extMap };
   }
 
   private extensions(packet: RtpPacket): { id: number; payload: Buffer }[] {

@@ -4,6 +4,8 @@ import { type RtcpPacket, RtcpPacketConverter, RtpPacket } from "werift";
 import type { RtpHeader } from "../media/rtp.ts";
 import { loadNative, type NativePeer, type NativePeerState, type NativeUdpSocket } from "../native/addon.ts";
 import { applyCandidatePolicy } from "./candidates.ts";
+import type { ForwardingSendStream } from "./forwarding-stream.ts";
+import { nativeForwardBatch } from "./native-forward-batch.ts";
 import type { LocalCandidate, LocalTransportParameters } from "./negotiation/sdp-writer.ts";
 import {
   NoUdpPortError,
@@ -146,6 +148,8 @@ export class SharedUdpPort {
 
 // ---- the transport ------------------------------------------------------------------------------
 
+let nextRouteId = 1;
+
 /**
  * ICE-lite, DTLS-SRTP and the socket in the native addon (native/src/peer.cc, udp_mux.cc); the RTP session
  * (RtpTransportBase) in TypeScript. The addon hands each receive batch across in one call.
@@ -153,6 +157,9 @@ export class SharedUdpPort {
 export class NativeTransport extends RtpTransportBase {
   readonly ready: Promise<LocalTransportParameters>;
   private peer: NativePeer | undefined;
+  private peerId = 0;
+  /** The addon's route of each send stream (-1: the stream cannot be forwarded natively). */
+  private readonly routes = new Map<ForwardingSendStream, number>();
   private socket: NativeUdpSocket | undefined;
   private ownsSocket = false;
   private port = 0;
@@ -187,6 +194,7 @@ export class NativeTransport extends RtpTransportBase {
       (batch, count) => this.onBatch(batch, count),
       (state, detail) => this.onPeerState(state, detail),
     );
+    this.peerId = this.peer.id();
     return {
       iceLite: true,
       iceUfrag: ufrag,
@@ -253,22 +261,61 @@ export class NativeTransport extends RtpTransportBase {
     }
   }
 
-  /** One receive batch: `[u16 length][u8 kind][u8 0][bytes]…` (see NativePeer). */
+  /**
+   * One receive batch: `[u16 length][u8 kind][u8 0][bytes]…` (see NativePeer). Subscribers on the native
+   * plane queue what they forward (nativeForwardBatch), sent by the addon when the batch is done.
+   */
   private onBatch(batch: Buffer, count: number): void {
     if (this.state === "disconnected") this.setState("connected");
-    let at = 0;
-    for (let i = 0; i < count && at + 4 <= batch.length; i++) {
-      const len = batch.readUInt16BE(at);
-      const kind = batch[at + 2];
-      const bytes = batch.subarray(at + 4, at + 4 + len);
-      at += 4 + len;
-      try {
-        if (kind === 0) this.onRtp(RtpPacket.deSerialize(bytes));
-        else for (const p of RtcpPacketConverter.deSerialize(bytes)) this.onRtcp(p);
-      } catch (err) {
-        this.opts.onError(err, kind === 0 ? "inbound RTP" : "inbound RTCP");
+    const peer = this.peer;
+    if (!peer) return;
+    nativeForwardBatch.begin(peer);
+    try {
+      let at = 0;
+      for (let i = 0; i < count && at + 4 <= batch.length; i++) {
+        const len = batch.readUInt16BE(at);
+        const kind = batch[at + 2];
+        const bytes = batch.subarray(at + 4, at + 4 + len);
+        at += 4 + len;
+        try {
+          if (kind === 0) {
+            const packet = RtpPacket.deSerialize(bytes);
+            nativeForwardBatch.deliver(packet, i);
+            this.onRtp(packet);
+            nativeForwardBatch.deliver(undefined, 0);
+          } else for (const p of RtcpPacketConverter.deSerialize(bytes)) this.onRtcp(p);
+        } catch (err) {
+          this.opts.onError(err, kind === 0 ? "inbound RTP" : "inbound RTCP");
+        }
       }
+    } finally {
+      nativeForwardBatch.end();
     }
+  }
+
+  protected override forwardRtp(
+    packet: RtpPacket,
+    seq: number,
+    ts: number,
+    stream: ForwardingSendStream,
+  ): boolean {
+    const peer = this.peer;
+    if (!peer || this.state === "new" || this.state === "connecting") return false;
+    let route = this.routes.get(stream);
+    if (route === undefined) {
+      const spec = stream.nativeRoute();
+      route = nextRouteId++;
+      if (!spec || !peer.defineRoute(route, spec.ssrc, spec.payloadType, spec.midId, spec.mid, spec.extMap))
+        route = -1;
+      this.routes.set(stream, route);
+    }
+    return route >= 0 && nativeForwardBatch.push(packet, this.peerId, route, seq, ts);
+  }
+
+  protected override sendStreamClosed(stream: ForwardingSendStream): void {
+    const route = this.routes.get(stream);
+    this.routes.delete(stream);
+    if (route !== undefined && route >= 0) this.peer?.deleteRoute(route);
   }
 
   protected writeRtp(header: RtpHeader, payload: Buffer): boolean {

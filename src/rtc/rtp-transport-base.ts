@@ -99,6 +99,22 @@ export abstract class RtpTransportBase implements PeerTransport, RtcpTickable {
   /** Ms since anything valid arrived from the peer (liveness). */
   protected abstract msSinceInbound(now: number): number;
 
+  /**
+   * A media plane that forwards inside its addon queues `packet` (the one a receive batch is delivering)
+   * for `stream` with these numbers; false sends it through writeRtp instead.
+   */
+  protected forwardRtp(
+    _packet: RtpPacket,
+    _seq: number,
+    _ts: number,
+    _stream: ForwardingSendStream,
+  ): boolean {
+    return false;
+  }
+
+  /** A send stream closed (subclasses release what they keep for it). */
+  protected sendStreamClosed(_stream: ForwardingSendStream): void {}
+
   setReceiveStreams(specs: ReceiveStreamSpec[], onPacket: InboundRtpHandler): void {
     this.receivers = new Map(specs.map((s) => [s.mid, s]));
     this.onInbound = onPacket;
@@ -121,9 +137,16 @@ export abstract class RtpTransportBase implements PeerTransport, RtcpTickable {
     const output: RtpOutput = {
       send: (header, payload) => this.sendRtp(header, payload),
       now: () => this.base.clock.now(),
+      forward: (packet, seq, ts, s) => {
+        if (this.state === "closed" || !this.forwardRtp(packet, seq, ts, s)) return false;
+        this.counters.packetsSent++;
+        this.counters.bytesSent += packet.payload.length + 12;
+        return true;
+      },
     };
     const stream = new ForwardingSendStream(spec, track, output, hooks, () => {
       this.sendStreams.delete(stream);
+      this.sendStreamClosed(stream);
     });
     this.sendStreams.add(stream);
     return stream;

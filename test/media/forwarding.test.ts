@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { GenericNack, RtcpTransportLayerFeedback, type RtpPacket } from "werift";
 import { seqDiff } from "../../src/media/rtp.ts";
+import { nativeForwardBatch } from "../../src/rtc/native-forward-batch.ts";
 import {
   decodeOpus,
   encodeOpus,
@@ -11,6 +12,9 @@ import {
 } from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { alignAndCorrelate, rms, speechLike } from "../helpers/signals.ts";
+
+/** The plane the suite runs on (test/helpers/server.ts passes PATCHBAY_MEDIA_PLANE; native is the default). */
+const PLANE = process.env.PATCHBAY_MEDIA_PLANE ?? "native";
 
 const SOURCE = speechLike(3000, { seed: 7 });
 const PAYLOADS = encodeOpus(SOURCE);
@@ -73,6 +77,7 @@ describe("forwarding over real werift peers", () => {
       await pullAudio(srv.api, pub),
     ];
     try {
+      const nativeBefore = nativeForwardBatch.sent;
       await pub.send(PAYLOADS);
       const ssrcs = new Set<number>();
       for (const sub of subs) {
@@ -82,6 +87,12 @@ describe("forwarding over real werift peers", () => {
         ssrcs.add(got[0].header.ssrc);
       }
       assert.equal(ssrcs.size, 3, "per-subscriber SSRC");
+      // On the native plane every copy is rewritten and sent by the addon (NativePeer.forward), none by JS.
+      assert.equal(
+        nativeForwardBatch.sent - nativeBefore,
+        PLANE === "native" ? 3 * PAYLOADS.length : 0,
+        "copies sent by the addon's forwarding path",
+      );
     } finally {
       await Promise.all([pub.close(), ...subs.map((s) => s.close())]);
     }
