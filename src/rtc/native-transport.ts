@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { type RtcpPacket, RtcpPacketConverter, RtpPacket } from "werift";
-import type { RtpHeader } from "../media/rtp.ts";
+import { parseRtpPacket, type RtpHeader } from "../media/rtp.ts";
 import { loadNative, type NativePeer, type NativePeerState, type NativeUdpSocket } from "../native/addon.ts";
 import { applyCandidatePolicy } from "./candidates.ts";
 import type { ForwardingSendStream } from "./forwarding-stream.ts";
@@ -279,7 +279,8 @@ export class NativeTransport extends RtpTransportBase {
         at += 4 + len;
         try {
           if (kind === 0) {
-            const packet = RtpPacket.deSerialize(bytes);
+            const packet = parseRtpPacket(bytes);
+            if (!packet) continue;
             nativeForwardBatch.deliver(packet, i);
             this.onRtp(packet);
             nativeForwardBatch.deliver(undefined, 0);
