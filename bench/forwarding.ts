@@ -39,6 +39,7 @@ import {
   type ServerSnapshot,
   type SetupResult,
 } from "./protocol.ts";
+import { floorTable, measureUdpFloor, type UdpFloorRow } from "./udp-floor.ts";
 
 const HERE = BENCH_DIR;
 
@@ -594,6 +595,19 @@ async function main(): Promise<number> {
       `warm-up ${opts.warmupMs / 1000} s, measure ${opts.measureMs / 1000} s, loss threshold ${opts.lossThresholdPct} %; log: ${relative(ROOT, logPath)}\n\n`,
   );
 
+  // The kernel's share first, on an idle machine: what any media plane pays per datagram here.
+  let udpFloor: UdpFloorRow[] | { error: string };
+  try {
+    udpFloor = measureUdpFloor();
+    process.stdout.write(
+      "UDP floor (bench/floor/udp-floor.c: bare C, loopback to 100 sockets of a process asleep in epoll, " +
+        `5000 packets/s):\n${floorTable(udpFloor)}\n\n`,
+    );
+  } catch (err) {
+    udpFloor = { error: (err as Error).message };
+    process.stdout.write(`UDP floor not measured: ${udpFloor.error}\n\n`);
+  }
+
   const steps: StepResult[] = [];
   const progress = (r: StepResult) => {
     const bits = [
@@ -674,6 +688,7 @@ async function main(): Promise<number> {
       mediaPlanes:
         "each fan-out runs once per server media plane (--media-plane native: the C++ addon moves UDP/DTLS/SRTP; werift: the TypeScript stack); the generator is werift in both",
     },
+    udpFloor,
     summaries,
     steps,
   };

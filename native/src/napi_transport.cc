@@ -103,6 +103,7 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
                         InstanceMethod("sendRtcp", &NativePeer::SendRtcp),
                         InstanceMethod("tick", &NativePeer::Tick), InstanceMethod("stats", &NativePeer::Stats),
                         InstanceMethod("close", &NativePeer::Close), InstanceMethod("id", &NativePeer::Id),
+                        InstanceMethod("msSinceInbound", &NativePeer::MsSinceInbound),
                         InstanceMethod("defineRoute", &NativePeer::DefineRoute),
                         InstanceMethod("deleteRoute", &NativePeer::DeleteRoute),
                         InstanceMethod("forward", &NativePeer::Forward)});
@@ -198,6 +199,12 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
   }
 
   Napi::Value Id(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), id_); }
+
+  /** Liveness for the RTCP tick without building the whole stats object: ms, or -1 before anything arrived. */
+  Napi::Value MsSinceInbound(const Napi::CallbackInfo& info) {
+    const uint64_t last = core_->stats().lastInboundMs;
+    return Napi::Number::New(info.Env(), last == 0 ? -1.0 : double(uv_now(loop_) - last));
+  }
 
   /** defineRoute(routeId, ssrc, payloadType, midId, mid, extMap: Uint8Array(256)) → false if not expressible. */
   Napi::Value DefineRoute(const Napi::CallbackInfo& info) {

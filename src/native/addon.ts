@@ -67,6 +67,8 @@ export interface NativePeer {
   tick(): number;
   stats(): NativePeerStats;
   close(): void;
+  /** Ms since the last valid datagram from the peer, -1 before the first. */
+  msSinceInbound(): number;
   /** Process-unique id, how forwarding instructions name a destination. */
   id(): number;
   /**

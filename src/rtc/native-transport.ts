@@ -332,7 +332,7 @@ export class NativeTransport extends RtpTransportBase {
   }
 
   protected msSinceInbound(): number {
-    const ms = this.peer?.stats().msSinceInbound ?? -1;
+    const ms = this.peer?.msSinceInbound() ?? -1;
     return ms < 0 ? Number.POSITIVE_INFINITY : ms;
   }
 
