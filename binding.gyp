@@ -7,9 +7,12 @@
       "sources": [
         "native/src/addon.cc",
         "native/src/dtls.cc",
+        "native/src/ice_client.cc",
         "native/src/ice_lite.cc",
+        "native/src/napi_client.cc",
         "native/src/napi_transport.cc",
         "native/src/peer.cc",
+        "native/src/peer_client.cc",
         "native/src/rtp.cc",
         "native/src/srtp.cc",
         "native/src/stun.cc",
