@@ -3,7 +3,8 @@
 //   node --import tsx bench/forwarding.ts [--dry-run] [options]      (--help lists them)
 //
 // For every step of every scenario it starts two fresh child processes — the Patchbay server
-// (bench/server-process.ts) and the werift load generator (bench/load-generator.ts) — sets up N
+// (bench/server-process.ts) and the load generator (--generator native: bench/native-load-generator.ts,
+// the addon's transport as client, the default; werift: bench/load-generator.ts) — sets up N
 // publishers with S subscribers each, lets the single-timer pacer run a warm-up, then measures a window:
 // server CPU per forwarded packet, server CPU % of one core, server event-loop lag, loss / duplicates /
 // reordering seen by the subscribers, and the generator's own CPU and pacer lateness (so a saturated
@@ -46,6 +47,18 @@ const HERE = BENCH_DIR;
 // ---- options ---------------------------------------------------------------------------------
 
 type MediaPlane = "native" | "werift";
+/** The load generator's peers: the addon's transport in client mode, or werift RTCPeerConnections. */
+type Generator = "native" | "werift";
+
+const GENERATOR_SCRIPT: Record<Generator, string> = {
+  native: "native-load-generator.ts",
+  werift: "load-generator.ts",
+};
+const GENERATOR_PEERS: Record<Generator, string> = {
+  native:
+    "native client peers (the addon's transport: controlling ICE toward the ICE-lite server, DTLS client, SRTP; one UDP socket each; SDP text from bench/lib/native-sdp.ts)",
+  werift: "werift RTCPeerConnection",
+};
 
 interface Scenario {
   /** "<fan-out>@<plane>", e.g. 1x10@native. */
@@ -71,9 +84,10 @@ interface Options {
   profileIntervalUs: number;
   out: string | undefined;
   dryRun: boolean;
+  generator: Generator;
 }
 
-const HELP = `Forwarding-capacity benchmark for Patchbay (werift publishers → SFU → werift subscribers, Opus 50 pkt/s).
+const HELP = `Forwarding-capacity benchmark for Patchbay (publishers → SFU → subscribers, Opus 50 pkt/s).
 
 Usage: node --import tsx bench/forwarding.ts [options]
 
@@ -88,6 +102,9 @@ Usage: node --import tsx bench/forwarding.ts [options]
   --gen-cpu-limit <pct>     Generator CPU (% of one core) counted as saturated (default 85).
   --gen-lateness-limit <ms> Generator pacer lateness p99 counted as saturated (default 10).
   --concurrency <n>         Peers negotiated in parallel during setup (default 4).
+  --generator <native|werift>
+                            Load generator peers: the addon's transport as client (default; a few µs of
+                            CPU per packet) or werift RTCPeerConnections (~100 µs per packet).
   --profile <auto|none|scenario@plane:N>
                             Extra run with the server's CPU profiled during the window (default auto:
                             a mid-size passing step of the first scenario).
@@ -131,6 +148,7 @@ function parseOptions(argv: string[]): Options {
     "--concurrency",
     "--profile",
     "--out",
+    "--generator",
   ];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option ${k} (see --help)`);
   const dryRun = bools.has("--dry-run");
@@ -159,6 +177,9 @@ function parseOptions(argv: string[]): Options {
   const scenarios: Scenario[] = shapes
     .filter((s) => wanted.includes(s.name))
     .flatMap((s) => (planes as MediaPlane[]).map((plane) => ({ ...s, name: `${s.name}@${plane}`, plane })));
+  const generator = flags.get("--generator") ?? "native";
+  if (generator !== "native" && generator !== "werift")
+    throw new Error(`--generator: unknown generator ${generator} (native, werift)`);
   const warmupMs = num("--warmup", 3, 1, 30) * 1000;
   const measureMs = num("--measure", dryRun ? 5 : 10, 1, 60) * 1000;
   return {
@@ -174,6 +195,7 @@ function parseOptions(argv: string[]): Options {
     profileIntervalUs: 1000,
     out: flags.get("--out"),
     dryRun,
+    generator,
   };
 }
 
@@ -232,6 +254,8 @@ interface StepResult {
   latency?: LatencySummary;
   generator?: {
     cpuPctOfOneCore: number;
+    /** Generator CPU in the window / (packets it sent + packets its subscribers received in the window). */
+    cpuUsPerPacket: number;
     pacerLateness: LatencySummary;
     eventLoopLag: LatencySummary;
     packetsSent: number;
@@ -287,7 +311,7 @@ async function runStep(
     const url = ready.url;
     if (!/^http:\/\/127\.0\.0\.1:\d+$/.test(url)) throw new Error(`server is not on loopback: ${url}`);
 
-    gen = spawnChild("load-generator.ts", ctx.log, "gen");
+    gen = spawnChild(GENERATOR_SCRIPT[opts.generator], ctx.log, "gen");
     await waitMessage<LoadMessage>(gen, (m) => m.type === "hello", 60_000, "load generator start");
 
     const peers = n * (1 + s);
@@ -407,8 +431,10 @@ async function runStep(
       worstStreamLost: report.worstStreamLost,
     };
     result.latency = report.latency;
+    const genPackets = n * report.windowPackets + report.received;
     result.generator = {
       cpuPctOfOneCore: genCpuPct,
+      cpuUsPerPacket: genPackets > 0 ? genCpuUs / genPackets : Number.NaN,
       pacerLateness: report.generator.pacerLateness,
       eventLoopLag: report.generator.eventLoopLag,
       packetsSent: report.generator.packetsSent,
@@ -592,6 +618,7 @@ async function main(): Promise<number> {
     `Patchbay forwarding benchmark${opts.dryRun ? " (DRY RUN: short ramps, not capacity numbers)" : ""}\n` +
       `commit ${commit ?? "?"}${dirty ? " (src has uncommitted changes)" : ""}, node ${machine.node}, ${machine.platform}\n` +
       `${caveat}\n` +
+      `load generator: ${opts.generator} (${GENERATOR_PEERS[opts.generator]})\n` +
       `warm-up ${opts.warmupMs / 1000} s, measure ${opts.measureMs / 1000} s, loss threshold ${opts.lossThresholdPct} %; log: ${relative(ROOT, logPath)}\n\n`,
   );
 
@@ -615,7 +642,9 @@ async function main(): Promise<number> {
       r.setup ? `setup ${f(r.setup.setupMs / 1000)} s` : "",
       r.server ? `srv ${f(r.server.cpuPctOfOneCore)} % ${f(r.server.cpuUsPerForwardedPacket)} µs/pkt` : "",
       r.loss ? `loss ${f(r.loss.lossPct, 3)} %` : "",
-      r.generator ? `gen ${f(r.generator.cpuPctOfOneCore)} %` : "",
+      r.generator
+        ? `gen ${f(r.generator.cpuPctOfOneCore)} % ${f(r.generator.cpuUsPerPacket)} µs/pkt (sent+received)`
+        : "",
       r.error ? `error: ${r.error}` : "",
     ];
     process.stdout.write(`${bits.filter(Boolean).join(", ")}\n`);
@@ -677,8 +706,10 @@ async function main(): Promise<number> {
     method: {
       codec: "Opus stereo 48 kHz, 20 ms frames, 50 packets/s per stream, pre-encoded 10 s speech-like loop",
       pacing: "one timer for all streams on an absolute clock t0 + n × 20 ms, catch-up when late",
-      publishers: "werift RTCPeerConnection, push with the client's offer (tracks/new, location local)",
-      subscribers: "werift RTCPeerConnection, pull via tracks/new (location remote) + PUT renegotiate",
+      generator: opts.generator,
+      generatorPeers: GENERATOR_PEERS[opts.generator],
+      publishers: `${GENERATOR_PEERS[opts.generator]}, push with the client's offer (tracks/new, location local)`,
+      subscribers: `${GENERATOR_PEERS[opts.generator]}, pull via tracks/new (location remote) + PUT renegotiate`,
       warmupMs: opts.warmupMs,
       measureMs: opts.measureMs,
       lossThresholdPct: opts.lossThresholdPct,
@@ -686,7 +717,7 @@ async function main(): Promise<number> {
       genLatenessLimitMs: opts.genLatenessLimitMs,
       processes: "server and load generator in separate child processes, fresh for every step",
       mediaPlanes:
-        "each fan-out runs once per server media plane (--media-plane native: the C++ addon moves UDP/DTLS/SRTP; werift: the TypeScript stack); the generator is werift in both",
+        "each fan-out runs once per server media plane (--media-plane native: the C++ addon moves UDP/DTLS/SRTP; werift: the TypeScript stack); the same generator serves both",
     },
     udpFloor,
     summaries,

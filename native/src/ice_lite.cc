@@ -57,6 +57,20 @@ size_t IceLiteAgent::onStun(const uint8_t* buf, size_t len, const SockAddr& from
   return buildStunBindingSuccess(out, cap, msg.transactionId, from.family(), from.addr(), from.port(), localPwd_);
 }
 
+void IceLiteAgent::validateLocally(const SockAddr& to, uint64_t nowMs) {
+  lastValidCheckMs_ = nowMs;
+  if (!validated(to)) {
+    if (validated_.size() >= kMaxValidatedAddresses) validated_.erase(validated_.begin());
+    validated_.push_back(to);
+  }
+  if (!hasSelected_ || selected_ != to) {
+    selected_ = to;
+    hasSelected_ = true;
+    selectionChanged_ = true;
+  }
+  nominated_ = true;
+}
+
 std::string_view stunLocalUfrag(const uint8_t* buf, size_t len) {
   StunMessage msg;
   if (!parseStun(buf, len, msg) || msg.type != kStunBindingRequest) return {};

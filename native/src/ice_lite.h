@@ -37,6 +37,12 @@ class IceLiteAgent {
    */
   size_t onStun(const uint8_t* buf, size_t len, const SockAddr& from, uint64_t nowMs, uint8_t* out, size_t cap);
 
+  /**
+   * Client mode (ice_client.h): our own check to `to` was answered, authenticated. The address is validated,
+   * nominated and selected as if the peer had checked and nominated it, and consent runs from `nowMs`.
+   */
+  void validateLocally(const SockAddr& to, uint64_t nowMs);
+
   /** Whether non-STUN traffic from `from` is accepted: it passed a check. */
   bool validated(const SockAddr& from) const;
   /** Where to send: the nominated address, else the latest validated one; nullptr before any check. */

@@ -14,7 +14,9 @@
 
 #include "dtls.h"
 #include "forward.h"
+#include "napi_client.h"
 #include "peer.h"
+#include "peer_client.h"
 #include "udp_mux.h"
 
 namespace pb {
@@ -101,6 +103,7 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
                        {InstanceMethod("setRemote", &NativePeer::SetRemote),
                         InstanceMethod("sendRtp", &NativePeer::SendRtp),
                         InstanceMethod("sendRtcp", &NativePeer::SendRtcp),
+                        InstanceMethod("sendRtpBatch", &NativePeer::SendRtpBatch),
                         InstanceMethod("tick", &NativePeer::Tick), InstanceMethod("stats", &NativePeer::Stats),
                         InstanceMethod("close", &NativePeer::Close), InstanceMethod("id", &NativePeer::Id),
                         InstanceMethod("msSinceInbound", &NativePeer::MsSinceInbound),
@@ -291,7 +294,18 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
     }
     core_->setNow(uv_now(loop_));
     core_->setRemote(info[0].As<Napi::String>().Utf8Value(), fps, info[2].ToBoolean().Value());
+    // Client mode (the benchmark's load generator): setRemote(ufrag, fps, true, { ip, port, pwd }).
+    if (info.Length() > 3 && !info[3].IsUndefined())
+      startControllingFromJs(env, *core_, info[0].As<Napi::String>().Utf8Value(), info[3]);
     return env.Undefined();
+  }
+
+  /** sendRtpBatch(batch) → packets sent; the receive batches' framing (peer_client.h sendMediaBatch). */
+  Napi::Value SendRtpBatch(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "expected a Buffer");
+    auto b = info[0].As<Napi::Buffer<uint8_t>>();
+    core_->setNow(uv_now(loop_));
+    return Napi::Number::New(info.Env(), sendMediaBatch(*core_, b.Data(), b.Length()));
   }
 
   Napi::Value Send(const Napi::CallbackInfo& info, bool rtcp) {
@@ -328,6 +342,7 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
     o.Set("iceChecks", double(i.checks));
     o.Set("iceBadIntegrity", double(i.badIntegrity + i.wrongUsername));
     o.Set("srtpProfile", double(core_->srtpProfile()));
+    addClientStats(env, o, *core_);
     return o;
   }
 

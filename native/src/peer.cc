@@ -80,6 +80,7 @@ void PeerCore::onDatagram(const SockAddr& from, uint8_t* data, size_t len, uint6
   if (state_ == PeerState::Closed || state_ == PeerState::Failed) return;
   switch (classify(data, len)) {
     case Kind::Stun: {
+      if (client_ && onClientStun(from, data, len, nowMs)) return;
       uint8_t out[256];
       const size_t n = ice_.onStun(data, len, from, nowMs, out, sizeof out);
       if (n == 0) return;
@@ -170,6 +171,7 @@ void PeerCore::onDtlsProgress() {
 
 long PeerCore::tick(uint64_t nowMs) {
   nowMs_ = nowMs;
+  if (client_) clientTick(nowMs);
   if (!dtls_ || (dtls_->state() != DtlsState::Connecting)) return -1;
   const long t = dtls_->timeoutMs();
   if (t == 0) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dtls.h"
+#include "ice_client.h"
 #include "ice_lite.h"
 #include "net.h"
 #include "srtp.h"
@@ -48,6 +49,15 @@ class PeerCore {
   /** The peer's parameters from its SDP; the DTLS role is ours. Later calls only add fingerprints. */
   void setRemote(const std::string& ufrag, const std::vector<std::pair<std::string, std::string>>& fingerprints,
                  bool dtlsClient);
+  /**
+   * Client mode toward an ICE-lite peer (peer_client.cc), after setRemote(..., dtlsClient = true): we are the
+   * controlling agent and check the pair (our socket → `remote`, the peer's candidate) with `remoteUfrag` and
+   * `remotePwd`; the first check goes out now, retransmissions and consent checks from tick(). The validated
+   * pair starts DTLS. No checks for 15 s answered: Failed. The benchmark's native load generator uses it.
+   */
+  void startControlling(const std::string& remoteUfrag, const std::string& remotePwd, const SockAddr& remote);
+  /** Client mode's counters; nullptr on a server peer. */
+  const IceClientStats* iceClientStats() const { return client_ ? &client_->stats() : nullptr; }
   /** `data` is decrypted in place. */
   void onDatagram(const SockAddr& from, uint8_t* data, size_t len, uint64_t nowMs);
   /** DTLS retransmissions; returns ms until it wants to run again (-1: no timer). */
@@ -73,6 +83,10 @@ class PeerCore {
   std::shared_ptr<DtlsCertificate> cert_;
   PeerListener& listener_;
   IceLiteAgent ice_;
+  // Client mode (peer_client.cc): the controlling agent, and its hooks in onDatagram and tick.
+  std::unique_ptr<IceControllingAgent> client_;
+  bool onClientStun(const SockAddr& from, const uint8_t* data, size_t len, uint64_t nowMs);
+  void clientTick(uint64_t nowMs);
   std::unique_ptr<DtlsEndpoint> dtls_;
   std::unique_ptr<SrtpContext> srtpIn_, srtpOut_;
   /** DTLS records that arrived before the remote description (an early ClientHello). */

@@ -52,6 +52,23 @@ export interface NativePeerStats {
   iceChecks: number;
   iceBadIntegrity: number;
   srtpProfile: number;
+  /** Client mode only (setRemote's `controlling` option): the controlling agent's counters. */
+  iceChecksSent?: number;
+  iceResponses?: number;
+  iceErrorResponses?: number;
+  iceBadResponses?: number;
+  iceRttMs?: number;
+}
+
+/**
+ * Client mode (the benchmark's native load generator): we are the controlling ICE agent toward an ICE-lite
+ * peer and check its candidate with its password; use with `dtlsClient` true. Retransmissions and consent
+ * checks (every 2–3 s) go out from tick(); without an answer for 15 s the peer fails.
+ */
+export interface NativeControllingOptions {
+  ip: string;
+  port: number;
+  pwd: string;
 }
 
 /**
@@ -59,11 +76,18 @@ export interface NativePeerStats {
  * batch with every decrypted packet of the batch: `[u16 length][u8 kind: 0 RTP, 1 RTCP][u8 0][bytes]…`.
  */
 export interface NativePeer {
-  setRemote(ufrag: string, fingerprints: [string, string][], dtlsClient: boolean): void;
+  setRemote(
+    ufrag: string,
+    fingerprints: [string, string][],
+    dtlsClient: boolean,
+    controlling?: NativeControllingOptions,
+  ): void;
   /** Plain RTP in; false when not connected (or no consent). */
   sendRtp(packet: Buffer): boolean;
+  /** Packets in the receive batches' framing (kind 0 RTP, 1 RTCP); returns how many were sent. */
+  sendRtpBatch(batch: Buffer): number;
   sendRtcp(packet: Buffer): boolean;
-  /** Runs DTLS retransmissions; ms until it wants another tick, -1 for none. */
+  /** Runs DTLS retransmissions (and client mode's checks); ms until DTLS wants another tick, -1 for none. */
   tick(): number;
   stats(): NativePeerStats;
   close(): void;
