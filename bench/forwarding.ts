@@ -15,6 +15,7 @@
 // children are killed at the end of each step (and on error, Ctrl-C, or exit).
 
 import type { ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { createWriteStream, existsSync, mkdirSync, type WriteStream, writeFileSync } from "node:fs";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
@@ -46,7 +47,9 @@ const HERE = BENCH_DIR;
 
 // ---- options ---------------------------------------------------------------------------------
 
-type MediaPlane = "native" | "werift";
+/** native-shared: the native plane with every session on one UDP port (--rtc-shared-port). */
+type MediaPlane = "native" | "native-shared" | "werift";
+const PLANES: readonly MediaPlane[] = ["native", "native-shared", "werift"];
 /** The load generator's peers: the addon's transport in client mode, or werift RTCPeerConnections. */
 type Generator = "native" | "werift";
 
@@ -93,9 +96,10 @@ Usage: node --import tsx bench/forwarding.ts [options]
 
   --dry-run                 Short run: 1x1 N=10,25 and 1x10 N=5, 5 s measurement (proves the harness works).
   --scenarios <list>        Scenarios to run, from 1x1,1x10 (default: both).
-  --media-planes <list>     Server media planes to compare, from native,werift (default: both, in one run).
-  --ramp-1x1 <list>         Publisher counts for fan-out 1→1 (default 10,25,50,100,150,200).
-  --ramp-1x10 <list>        Publisher counts for fan-out 1→10 (default 2,5,10,15,20,30).
+  --media-planes <list>     Server media planes to compare, from native,native-shared,werift (default: all three,
+                            in one run; native-shared = the native plane with --rtc-shared-port).
+  --ramp-1x1 <list>         Publisher counts for fan-out 1→1 (default 25,50,100,200,300,400,600,800).
+  --ramp-1x10 <list>        Publisher counts for fan-out 1→10 (default 5,10,20,40,60,80,100).
   --warmup <s>              Warm-up before each measurement (default 3).
   --measure <s>             Measurement window (default 10; dry run 5).
   --loss-threshold <pct>    Stop a ramp at this loss (default 0.1).
@@ -158,10 +162,13 @@ function parseOptions(argv: string[]): Options {
     return v;
   };
   const ramp1 = parseList(
-    flags.get("--ramp-1x1") ?? (dryRun ? "10,25" : "10,25,50,100,150,200"),
+    flags.get("--ramp-1x1") ?? (dryRun ? "10,25" : "25,50,100,200,300,400,600,800"),
     "--ramp-1x1",
   );
-  const ramp10 = parseList(flags.get("--ramp-1x10") ?? (dryRun ? "5" : "2,5,10,15,20,30"), "--ramp-1x10");
+  const ramp10 = parseList(
+    flags.get("--ramp-1x10") ?? (dryRun ? "5" : "5,10,20,40,60,80,100"),
+    "--ramp-1x10",
+  );
   const shapes = [
     { name: "1x1", subscribersPerPublisher: 1, ramp: ramp1 },
     { name: "1x10", subscribersPerPublisher: 10, ramp: ramp10 },
@@ -169,10 +176,12 @@ function parseOptions(argv: string[]): Options {
   const wanted = (flags.get("--scenarios") ?? "1x1,1x10").split(",").map((s) => s.trim());
   for (const w of wanted)
     if (!shapes.some((s) => s.name === w)) throw new Error(`--scenarios: unknown scenario ${w} (1x1, 1x10)`);
-  const planes = (flags.get("--media-planes") ?? "native,werift").split(",").map((s) => s.trim());
+  const planes = (flags.get("--media-planes") ?? "native,native-shared,werift")
+    .split(",")
+    .map((s) => s.trim());
   for (const p of planes)
-    if (p !== "native" && p !== "werift")
-      throw new Error(`--media-planes: unknown plane ${p} (native, werift)`);
+    if (!PLANES.includes(p as MediaPlane))
+      throw new Error(`--media-planes: unknown plane ${p} (${PLANES.join(", ")})`);
   // Planes alternate within a fan-out so that both see the machine in the same state.
   const scenarios: Scenario[] = shapes
     .filter((s) => wanted.includes(s.name))
@@ -202,6 +211,15 @@ function parseOptions(argv: string[]): Options {
 // ---- children ----------------------------------------------------------------------------------
 
 installChildCleanup();
+
+/** A UDP port free on 127.0.0.1 right now (for --rtc-shared-port). */
+async function freeUdpPort(): Promise<number> {
+  const socket = createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  const { port } = socket.address();
+  await new Promise<void>((resolve) => socket.close(() => resolve()));
+  return port;
+}
 
 // ---- machine-wide counters --------------------------------------------------------------------
 
@@ -305,7 +323,11 @@ async function runStep(
   let server: ChildProcess | undefined;
   let gen: ChildProcess | undefined;
   try {
-    server = spawnChild("server-process.ts", ctx.log, "server", ["--media-plane", scenario.plane]);
+    const planeArgs =
+      scenario.plane === "native-shared"
+        ? ["--media-plane", "native", "--rtc-shared-port", String(await freeUdpPort())]
+        : ["--media-plane", scenario.plane];
+    server = spawnChild("server-process.ts", ctx.log, "server", planeArgs);
     const ready = await waitMessage<ServerMessage>(server, (m) => m.type === "ready", 60_000, "server start");
     if (ready.type !== "ready") throw new Error("unreachable");
     const url = ready.url;
@@ -717,7 +739,7 @@ async function main(): Promise<number> {
       genLatenessLimitMs: opts.genLatenessLimitMs,
       processes: "server and load generator in separate child processes, fresh for every step",
       mediaPlanes:
-        "each fan-out runs once per server media plane (--media-plane native: the C++ addon moves UDP/DTLS/SRTP; werift: the TypeScript stack); the same generator serves both",
+        "each fan-out runs once per server media plane (native: the C++ addon receives, decrypts, rewrites, encrypts and sends, a UDP port per session; native-shared: the same with every session on one port, so a fan-out leaves in one sendmmsg; werift: the TypeScript stack of earlier releases); the same generator serves all",
     },
     udpFloor,
     summaries,

@@ -49,6 +49,11 @@ const config = loadConfig(
     process.env.BENCH_SERVER_LOG_LEVEL ?? "warn",
     "--log-format",
     "json",
+    // Capacity runs hold thousands of sessions: the quotas are not what is measured.
+    "--max-sessions",
+    "100000",
+    "--max-sessions-per-app",
+    "100000",
     ...process.argv.slice(2),
   ],
   {

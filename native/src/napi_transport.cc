@@ -96,6 +96,25 @@ std::unordered_map<uint32_t, NativePeer*>& peersById() {
   return peers;
 }
 
+/**
+ * With a dispatcher set (setMediaDispatcher), peers do not call JS at the end of each socket's receive batch:
+ * they queue, and a libuv check handle (after the poll phase, once per loop turn) hands every queued peer's
+ * media to JS in one call. Every socket that was readable in a turn then costs one JS entry together, where a
+ * call per peer (with its microtask checkpoint) cost more than the packet's own work.
+ */
+struct MediaDispatch {
+  Napi::Env env = Napi::Env(nullptr);
+  Napi::FunctionReference fn;
+  std::unique_ptr<Napi::AsyncContext> async;
+  uv_check_t check{};
+  std::vector<NativePeer*> pending;
+  /** The peers handed to JS in the call running now (entries nulled when a peer goes away during it). */
+  std::vector<NativePeer*> dispatching;
+  std::vector<uint8_t> bytes;
+};
+MediaDispatch* gDispatch = nullptr;
+void dispatchPending();
+
 class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public PeerListener {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -140,11 +159,23 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
     id_ = ++nextId;
     peersById()[id_] = this;
   }
-  ~NativePeer() override { detach(); }
+  ~NativePeer() override {
+    detach();
+    if (gDispatch) std::replace(gDispatch->dispatching.begin(), gDispatch->dispatching.end(), this,
+                                static_cast<NativePeer*>(nullptr));
+  }
 
   PeerCore& core() override { return *core_; }
 
-  void onBatchEnd() override { flushMedia(); }
+  void onBatchEnd() override {
+    if (!gDispatch) {
+      flushMedia();
+      return;
+    }
+    if (queued_ || batchCount_ == 0) return;
+    queued_ = true;
+    gDispatch->pending.push_back(this);
+  }
 
   void sendTo(const SockAddr& to, const uint8_t* data, size_t len) override {
     if (mux_) mux_->sendTo(to, data, len);
@@ -162,6 +193,7 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
   }
   void onState(PeerState state, const std::string& detail) override {
     // Media decrypted before the change goes first (a close_notify after the last packets).
+    if (gDispatch) dispatchPending();
     flushMedia();
     Napi::HandleScope scope(env_);
     call(onState_, {Napi::String::New(env_, peerStateName(state)), Napi::String::New(env_, detail)});
@@ -194,6 +226,11 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
   }
 
   void detach() {
+    if (gDispatch && queued_) {
+      auto& p = gDispatch->pending;
+      p.erase(std::remove(p.begin(), p.end(), this), p.end());
+      queued_ = false;
+    }
     if (mux_) mux_->detach(this);
     mux_ = nullptr;
     if (!socketRef_.IsEmpty()) socketRef_.Reset();
@@ -365,13 +402,67 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
   uint32_t inflightCount_ = 0;
   std::vector<size_t> offsets_;
   std::vector<UdpMux*> corked_;
+  bool queued_ = false;
+  friend void dispatchPending();
   uint32_t id_ = 0;
   std::unordered_map<uint32_t, ForwardRoute> routes_;
 };
 
+void dispatchPending() {
+  MediaDispatch& d = *gDispatch;
+  if (d.pending.empty() || !d.dispatching.empty()) return;  // nothing, or already inside the call
+  Napi::Env env = d.env;
+  Napi::HandleScope scope(env);
+  d.dispatching.swap(d.pending);
+  d.bytes.clear();
+  auto meta = Napi::Uint32Array::New(env, 3 * d.dispatching.size());
+  size_t i = 0;
+  for (NativePeer* peer : d.dispatching) {
+    peer->queued_ = false;
+    meta[3 * i] = peer->id_;
+    meta[3 * i + 1] = peer->batchCount_;
+    meta[3 * i + 2] = static_cast<uint32_t>(peer->batch_.size());
+    d.bytes.insert(d.bytes.end(), peer->batch_.begin(), peer->batch_.end());
+    // forward() reads the batch it belongs to while JS handles it.
+    peer->inflight_.swap(peer->batch_);
+    peer->inflightCount_ = peer->batchCount_;
+    peer->batch_.clear();
+    peer->batchCount_ = 0;
+    i++;
+  }
+  auto buf = Napi::Buffer<uint8_t>::Copy(env, d.bytes.data(), d.bytes.size());
+  try {
+    d.fn.MakeCallback(env.Global(), {buf, meta}, *d.async);
+  } catch (const Napi::Error&) {
+    // The JS side reports its own errors; a throw must not unwind through libuv.
+  }
+  for (NativePeer* peer : d.dispatching)
+    if (peer) peer->inflightCount_ = 0;
+  d.dispatching.clear();
+}
+
 }  // namespace
 
 void initTransport(Napi::Env env, Napi::Object exports) {
+  // setMediaDispatcher(fn(buffer, peers: Uint32Array [id, count, bytes]…)): every peer's media in one call
+  // per loop turn instead of each Peer's onMedia. Set once per process; the Peer callbacks stay for the rest.
+  exports.Set("setMediaDispatcher", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+                Napi::Env env = info.Env();
+                if (info.Length() < 1 || !info[0].IsFunction())
+                  throw Napi::TypeError::New(env, "setMediaDispatcher(fn)");
+                if (gDispatch) throw Napi::Error::New(env, "a media dispatcher is already set");
+                auto* d = new MediaDispatch();
+                d->env = env;
+                d->fn = Napi::Persistent(info[0].As<Napi::Function>());
+                d->async = std::make_unique<Napi::AsyncContext>(env, "PatchbayMedia");
+                uv_loop_t* loop = loopOf(env);
+                uv_check_init(loop, &d->check);
+                uv_check_start(&d->check, [](uv_check_t*) { dispatchPending(); });
+                // The check handle must not keep the process alive by itself.
+                uv_unref(reinterpret_cast<uv_handle_t*>(&d->check));
+                gDispatch = d;
+                return env.Undefined();
+              }));
   exports.Set("UdpSocket", NativeUdpSocket::Init(env));
   exports.Set("Peer", NativePeer::Init(env));
   exports.Set("certificateFingerprint", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {

@@ -126,6 +126,11 @@ export interface NativeAddon {
     onMedia: (batch: Buffer, count: number) => void,
     onState: (state: NativePeerState, detail: string) => void,
   ) => NativePeer;
+  /**
+   * Once per process: every peer's received media in one call per event-loop turn, `peers` holding
+   * [peer id, packet count, byte length] per peer whose batch follows in `batch`, instead of each Peer's onMedia.
+   */
+  setMediaDispatcher(fn: (batch: Buffer, peers: Uint32Array) => void): void;
   /** SHA-256 fingerprint of the process's DTLS certificate ("AB:CD:…"). */
   certificateFingerprint(): string;
 }

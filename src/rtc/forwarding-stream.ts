@@ -91,6 +91,11 @@ export class ForwardingSendStream implements SendStream {
     layerSwitches: 0,
     keyframeRequests: 0,
   };
+  /**
+   * The native plane's route for this stream (NativeTransport owns it; -1: not expressible natively). A field
+   * rather than a map in the transport: it is read for every forwarded copy.
+   */
+  nativeRouteId: number | undefined;
   /** Latest receiver report about this stream (loss, jitter) for stats. */
   lastReport: { fractionLost: number; packetsLost: number; jitter: number } | undefined;
 

@@ -150,6 +150,20 @@ export class SharedUdpPort {
 
 let nextRouteId = 1;
 
+/** Native transports by their peer's id, for the process-wide media dispatcher. */
+const byPeerId = new Map<number, NativeTransport>();
+let dispatcherSet = false;
+
+/** The addon's one call per loop turn: each peer's batch to its transport. */
+function dispatchMedia(batch: Buffer, peers: Uint32Array): void {
+  let at = 0;
+  for (let i = 0; i + 2 < peers.length; i += 3) {
+    const length = peers[i + 2];
+    byPeerId.get(peers[i])?.receiveBatch(batch.subarray(at, at + length), peers[i + 1]);
+    at += length;
+  }
+}
+
 /**
  * ICE-lite, DTLS-SRTP and the socket in the native addon (native/src/peer.cc, udp_mux.cc); the RTP session
  * (RtpTransportBase) in TypeScript. The addon hands each receive batch across in one call.
@@ -158,8 +172,6 @@ export class NativeTransport extends RtpTransportBase {
   readonly ready: Promise<LocalTransportParameters>;
   private peer: NativePeer | undefined;
   private peerId = 0;
-  /** The addon's route of each send stream (-1: the stream cannot be forwarded natively). */
-  private readonly routes = new Map<ForwardingSendStream, number>();
   private socket: NativeUdpSocket | undefined;
   private ownsSocket = false;
   private port = 0;
@@ -195,6 +207,11 @@ export class NativeTransport extends RtpTransportBase {
       (state, detail) => this.onPeerState(state, detail),
     );
     this.peerId = this.peer.id();
+    byPeerId.set(this.peerId, this);
+    if (!dispatcherSet) {
+      native.setMediaDispatcher(dispatchMedia);
+      dispatcherSet = true;
+    }
     return {
       iceLite: true,
       iceUfrag: ufrag,
@@ -235,6 +252,7 @@ export class NativeTransport extends RtpTransportBase {
     this.closeStreams();
     this.peer?.close();
     this.peer = undefined;
+    byPeerId.delete(this.peerId);
     if (this.ownsSocket) {
       this.socket?.close();
       heldPorts.delete(this.port);
@@ -265,6 +283,15 @@ export class NativeTransport extends RtpTransportBase {
    * One receive batch: `[u16 length][u8 kind][u8 0][bytes]…` (see NativePeer). Subscribers on the native
    * plane queue what they forward (nativeForwardBatch), sent by the addon when the batch is done.
    */
+  /** One receive batch from the dispatcher (or the peer's own callback). */
+  receiveBatch(batch: Buffer, count: number): void {
+    try {
+      this.onBatch(batch, count);
+    } catch (err) {
+      this.opts.onError(err, "inbound batch");
+    }
+  }
+
   private onBatch(batch: Buffer, count: number): void {
     if (this.state === "disconnected") this.setState("connected");
     const peer = this.peer;
@@ -302,20 +329,20 @@ export class NativeTransport extends RtpTransportBase {
   ): boolean {
     const peer = this.peer;
     if (!peer || this.state === "new" || this.state === "connecting") return false;
-    let route = this.routes.get(stream);
+    let route = stream.nativeRouteId;
     if (route === undefined) {
       const spec = stream.nativeRoute();
       route = nextRouteId++;
       if (!spec || !peer.defineRoute(route, spec.ssrc, spec.payloadType, spec.midId, spec.mid, spec.extMap))
         route = -1;
-      this.routes.set(stream, route);
+      stream.nativeRouteId = route;
     }
     return route >= 0 && nativeForwardBatch.push(packet, this.peerId, route, seq, ts);
   }
 
   protected override sendStreamClosed(stream: ForwardingSendStream): void {
-    const route = this.routes.get(stream);
-    this.routes.delete(stream);
+    const route = stream.nativeRouteId;
+    stream.nativeRouteId = undefined;
     if (route !== undefined && route >= 0) this.peer?.deleteRoute(route);
   }
 
