@@ -63,6 +63,13 @@ const GENERATOR_PEERS: Record<Generator, string> = {
   werift: "werift RTCPeerConnection",
 };
 
+const MEDIA_TEXT = {
+  audio: "Opus stereo 48 kHz, 20 ms frames, 50 packets/s per stream, pre-encoded 10 s speech-like loop",
+  video:
+    "VP8-shaped RTP (RFC 7741 descriptor and payload header, seeded noise after them), 1.5 Mb/s per stream: " +
+    "one frame per 20 ms in 4 packets of 938 bytes (200 packets/s), keyframe every 2 s",
+} as const;
+
 interface Scenario {
   /** "<fan-out>@<plane>", e.g. 1x10@native. */
   name: string;
@@ -88,9 +95,11 @@ interface Options {
   out: string | undefined;
   dryRun: boolean;
   generator: Generator;
+  media: "audio" | "video";
 }
 
-const HELP = `Forwarding-capacity benchmark for Patchbay (publishers → SFU → subscribers, Opus 50 pkt/s).
+const HELP = `Forwarding-capacity benchmark for Patchbay (publishers → SFU → subscribers, Opus 50 pkt/s or
+VP8-shaped video at 1.5 Mb/s, 200 pkt/s).
 
 Usage: node --import tsx bench/forwarding.ts [options]
 
@@ -98,8 +107,11 @@ Usage: node --import tsx bench/forwarding.ts [options]
   --scenarios <list>        Scenarios to run, from 1x1,1x10 (default: both).
   --media-planes <list>     Server media planes to compare, from native,native-shared,werift (default: all three,
                             in one run; native-shared = the native plane with --rtc-shared-port).
-  --ramp-1x1 <list>         Publisher counts for fan-out 1→1 (default 25,50,100,200,300,400,600,800).
-  --ramp-1x10 <list>        Publisher counts for fan-out 1→10 (default 5,10,20,40,60,80,100).
+  --media <audio|video>     What every publisher sends (default audio). video: 1.5 Mb/s VP8-shaped packets,
+                            4 × 938 bytes every 20 ms (native generator only).
+  --ramp-1x1 <list>         Publisher counts for fan-out 1→1 (default 25,50,100,200,300,400,600,800;
+                            video 10,25,50,100,150,200,250,300).
+  --ramp-1x10 <list>        Publisher counts for fan-out 1→10 (default 5,10,20,40,60,80,100; video 2,5,10,15,20,25).
   --warmup <s>              Warm-up before each measurement (default 3).
   --measure <s>             Measurement window (default 10; dry run 5).
   --loss-threshold <pct>    Stop a ramp at this loss (default 0.1).
@@ -153,6 +165,7 @@ function parseOptions(argv: string[]): Options {
     "--profile",
     "--out",
     "--generator",
+    "--media",
   ];
   for (const k of flags.keys()) if (!known.includes(k)) throw new Error(`unknown option ${k} (see --help)`);
   const dryRun = bools.has("--dry-run");
@@ -161,12 +174,18 @@ function parseOptions(argv: string[]): Options {
     if (!(v >= min && v <= max)) throw new Error(`${k}: expected a number from ${min} to ${max}`);
     return v;
   };
+  const media = flags.get("--media") ?? "audio";
+  if (media !== "audio" && media !== "video")
+    throw new Error(`--media: expected audio or video, got ${JSON.stringify(media)}`);
+  const video = media === "video";
   const ramp1 = parseList(
-    flags.get("--ramp-1x1") ?? (dryRun ? "10,25" : "25,50,100,200,300,400,600,800"),
+    flags.get("--ramp-1x1") ??
+      (dryRun ? "10,25" : video ? "10,25,50,100,150,200,250,300" : "25,50,100,200,300,400,600,800"),
     "--ramp-1x1",
   );
   const ramp10 = parseList(
-    flags.get("--ramp-1x10") ?? (dryRun ? "5" : "5,10,20,40,60,80,100"),
+    flags.get("--ramp-1x10") ??
+      (dryRun ? (video ? "2" : "5") : video ? "2,5,10,15,20,25" : "5,10,20,40,60,80,100"),
     "--ramp-1x10",
   );
   const shapes = [
@@ -189,6 +208,7 @@ function parseOptions(argv: string[]): Options {
   const generator = flags.get("--generator") ?? "native";
   if (generator !== "native" && generator !== "werift")
     throw new Error(`--generator: unknown generator ${generator} (native, werift)`);
+  if (video && generator !== "native") throw new Error("--media video needs --generator native");
   const warmupMs = num("--warmup", 3, 1, 30) * 1000;
   const measureMs = num("--measure", dryRun ? 5 : 10, 1, 60) * 1000;
   return {
@@ -205,6 +225,7 @@ function parseOptions(argv: string[]): Options {
     out: flags.get("--out"),
     dryRun,
     generator,
+    media,
   };
 }
 
@@ -620,11 +641,14 @@ function summarizeScenario(scenario: Scenario, steps: StepResult[], opts: Option
 
 async function main(): Promise<number> {
   const opts = parseOptions(process.argv.slice(2));
+  // The generator children read it (bench/lib/forwarding-load.ts); the server needs nothing.
+  process.env.BENCH_MEDIA = opts.media;
   const resultsDir = join(HERE, "results");
   mkdirSync(resultsDir, { recursive: true });
   const stamp = fileStamp();
-  const outPath = opts.out ?? join(resultsDir, `forwarding-${stamp}.json`);
-  const logPath = join(resultsDir, `forwarding-${stamp}.log`);
+  const base = opts.media === "video" ? "forwarding-video" : "forwarding";
+  const outPath = opts.out ?? join(resultsDir, `${base}-${stamp}.json`);
+  const logPath = join(resultsDir, `${base}-${stamp}.log`);
   const log = createWriteStream(logPath);
   const machine = machineInfo();
   const { commit, srcDirty: dirty } = gitInfo();
@@ -640,7 +664,7 @@ async function main(): Promise<number> {
     `Patchbay forwarding benchmark${opts.dryRun ? " (DRY RUN: short ramps, not capacity numbers)" : ""}\n` +
       `commit ${commit ?? "?"}${dirty ? " (src has uncommitted changes)" : ""}, node ${machine.node}, ${machine.platform}\n` +
       `${caveat}\n` +
-      `load generator: ${opts.generator} (${GENERATOR_PEERS[opts.generator]})\n` +
+      `load generator: ${opts.generator} (${GENERATOR_PEERS[opts.generator]}); media: ${MEDIA_TEXT[opts.media]}\n` +
       `warm-up ${opts.warmupMs / 1000} s, measure ${opts.measureMs / 1000} s, loss threshold ${opts.lossThresholdPct} %; log: ${relative(ROOT, logPath)}\n\n`,
   );
 
@@ -726,7 +750,8 @@ async function main(): Promise<number> {
     machine,
     caveat,
     method: {
-      codec: "Opus stereo 48 kHz, 20 ms frames, 50 packets/s per stream, pre-encoded 10 s speech-like loop",
+      media: opts.media,
+      codec: MEDIA_TEXT[opts.media],
       pacing: "one timer for all streams on an absolute clock t0 + n × 20 ms, catch-up when late",
       generator: opts.generator,
       generatorPeers: GENERATOR_PEERS[opts.generator],

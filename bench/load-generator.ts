@@ -9,9 +9,9 @@ import { type MediaStreamTrack, type RTCPeerConnection, RtpHeader, RtpPacket } f
 import { ApiClient } from "../src/client/api-client.ts";
 import { pool, withTimeout } from "./lib/async.ts";
 import {
-  L,
-  LOOP,
   LoadAccounting,
+  loopPacket,
+  MEDIA,
   runPaced,
   StreamCounter,
   type StreamOrigin,
@@ -28,6 +28,8 @@ interface PublisherPeer extends StreamOrigin {
   sessionId: string;
   trackName: string;
 }
+
+if (MEDIA !== "audio") throw new Error("the werift load generator sends audio only (use --generator native)");
 
 const load = new LoadAccounting();
 const publishers: PublisherPeer[] = [];
@@ -94,7 +96,7 @@ function run(req: RunRequest): Promise<RunReport> {
             ssrc: 0,
             marker: n === 0,
           });
-          p.track.writeRtp(new RtpPacket(header, LOOP[(p.phase + n) % L]));
+          p.track.writeRtp(new RtpPacket(header, loopPacket(p.phase, n)));
         }
       },
     },

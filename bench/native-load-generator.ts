@@ -17,16 +17,25 @@ import {
 } from "../src/native/addon.ts";
 import { pool, withTimeout } from "./lib/async.ts";
 import {
-  L,
   LOOP,
   LoadAccounting,
+  loopPacket,
+  MEDIA,
+  PACKETS_PER_TICK,
   runPaced,
   StreamCounter,
   type StreamOrigin,
   serveLoadGenerator,
   streamOrigin,
+  TS_PER_TICK,
 } from "./lib/forwarding-load.ts";
-import { type ClientTransport, parseServerSdp, publisherOffer, subscriberAnswer } from "./lib/native-sdp.ts";
+import {
+  type ClientTransport,
+  parseServerSdp,
+  publisherOffer,
+  sectionPt,
+  subscriberAnswer,
+} from "./lib/native-sdp.ts";
 import type { RunReport, RunRequest, SetupRequest, SetupResult } from "./protocol.ts";
 
 const native = loadNative();
@@ -135,7 +144,7 @@ async function createPublisher(api: ApiClient, index: number, timeoutMs: number)
   try {
     const trackName = `bench-${index}`;
     const ssrc = randomInt(1, 2 ** 32 - 1);
-    const offer = publisherOffer(client.transport, ssrc, trackName);
+    const offer = publisherOffer(client.transport, ssrc, trackName, MEDIA);
     const { sessionId } = await api.newSession();
     const res = await api.newTracks(sessionId, {
       sessionDescription: { type: "offer", sdp: offer },
@@ -144,7 +153,9 @@ async function createPublisher(api: ApiClient, index: number, timeoutMs: number)
     if (res.tracks[0]?.errorCode) throw new Error(`publish failed: ${res.tracks[0].errorCode}`);
     if (!res.sessionDescription) throw new Error("publish: no answer from the server");
     client.start(res.sessionDescription.sdp);
-    const pt = parseServerSdp(res.sessionDescription.sdp).sections[0]?.opusPt ?? 111;
+    const section = parseServerSdp(res.sessionDescription.sdp).sections[0];
+    const pt = section && sectionPt(section, MEDIA);
+    if (pt === undefined) throw new Error(`publish: the server's answer has no ${MEDIA} codec`);
     await client.waitConnected(timeoutMs);
     const maxPayload = Math.max(...LOOP.map((p) => p.length));
     const buf = Buffer.alloc(12 + maxPayload);
@@ -192,7 +203,7 @@ async function createSubscriber(api: ApiClient, pub: Publisher, timeoutMs: numbe
       throw new Error(`pull failed: ${res.tracks[0].errorCode} ${res.tracks[0].errorDescription}`);
     if (!res.sessionDescription) throw new Error("pull: no offer from the server");
     const offerSdp = res.sessionDescription.sdp;
-    const answer = subscriberAnswer(client.transport, parseServerSdp(offerSdp));
+    const answer = subscriberAnswer(client.transport, parseServerSdp(offerSdp), MEDIA);
     await api.renegotiate(sessionId, { type: "answer", sdp: answer });
     client.start(offerSdp);
     await client.waitConnected(timeoutMs);
@@ -243,17 +254,23 @@ async function run(req: RunRequest): Promise<RunReport> {
       {
         publishers: pubs,
         sendTick(n) {
+          // Audio: the marker on the first packet; video: on the last packet of each tick's frame.
+          const video = PACKETS_PER_TICK > 1;
           for (let i = 0; i < pubs.length; i++) {
             const p = pubs[i];
-            const payload = LOOP[(p.phase + n) % L];
             const b = p.buf;
-            b[0] = 0x80;
-            b[1] = (n === 0 ? 0x80 : 0) | p.pt;
-            b.writeUInt16BE((p.seqBase + n) & 0xffff, 2);
-            b.writeUInt32BE((p.tsBase + n * 960) >>> 0, 4);
-            b.writeUInt32BE(p.ssrc, 8);
-            payload.copy(b, 12);
-            p.client.peer.sendRtp(b.subarray(0, 12 + payload.length));
+            for (let k = 0; k < PACKETS_PER_TICK; k++) {
+              const m = n * PACKETS_PER_TICK + k;
+              const payload = loopPacket(p.phase, m);
+              const marker = video ? k === PACKETS_PER_TICK - 1 : n === 0;
+              b[0] = 0x80;
+              b[1] = (marker ? 0x80 : 0) | p.pt;
+              b.writeUInt16BE((p.seqBase + m) & 0xffff, 2);
+              b.writeUInt32BE((p.tsBase + n * TS_PER_TICK) >>> 0, 4);
+              b.writeUInt32BE(p.ssrc, 8);
+              payload.copy(b, 12);
+              p.client.peer.sendRtp(b.subarray(0, 12 + payload.length));
+            }
           }
         },
         onTimer() {

@@ -12,6 +12,11 @@
 // distinct), then n = n_first + (seq − seq_first) for the rest (the SFU rewrites sequence numbers with a
 // constant per-subscriber offset), and checks each payload against what its publisher sent at n, which
 // also catches misrouted streams (every publisher starts at a different phase of the loop).
+//
+// Media (BENCH_MEDIA, set by the orchestrator's --media): audio is the Opus loop, one packet per 20 ms tick;
+// video is VP8-shaped packets, VIDEO_PACKETS_PER_TICK of VIDEO_PAYLOAD_BYTES per tick per stream (1.5 Mb/s of
+// payload), one frame per tick with the marker on its last packet and a keyframe every 2 s. The accounting
+// above then counts packets, not ticks: packet m of a stream belongs to tick floor(m / packetsPerTick).
 
 import { createHistogram, monitorEventLoopDelay, performance } from "node:perf_hooks";
 import {
@@ -26,6 +31,7 @@ import {
   summarizeNs,
 } from "../protocol.ts";
 import { encodeOpusLoop } from "./opus-loop.ts";
+import { encodeVideoLoop, VIDEO_PACKETS_PER_TICK } from "./video-loop.ts";
 
 export const FRAME_MS = 20;
 const LOOP_MS = 10_000;
@@ -34,13 +40,35 @@ const ELD_RESOLUTION_MS = 5;
 export const MAX_RUN_PACKETS = 120_000 / FRAME_MS;
 const OPUS_BITRATE = Number(process.env.BENCH_OPUS_BITRATE ?? 32_000);
 
-/** A pre-encoded, speech-like, 10 s Opus loop (stereo 48 kHz, 20 ms frames), every packet distinct. */
-export const LOOP = encodeOpusLoop(LOOP_MS, 20240611, OPUS_BITRATE);
+export type BenchMedia = "audio" | "video";
+const mediaEnv = process.env.BENCH_MEDIA ?? "audio";
+if (mediaEnv !== "audio" && mediaEnv !== "video")
+  throw new Error(`BENCH_MEDIA must be audio or video, got ${JSON.stringify(mediaEnv)}`);
+export const MEDIA: BenchMedia = mediaEnv;
+/** RTP packets per stream per 20 ms tick. */
+export const PACKETS_PER_TICK = MEDIA === "video" ? VIDEO_PACKETS_PER_TICK : 1;
+/** RTP timestamp units per tick (Opus 48 kHz, video 90 kHz). */
+export const TS_PER_TICK = MEDIA === "video" ? 1800 : 960;
+
+/**
+ * The packets every publisher cycles through, every one distinct: a pre-encoded, speech-like 10 s Opus loop
+ * (stereo 48 kHz, 20 ms frames), or 10 s of VP8-shaped video packets.
+ */
+export const LOOP =
+  MEDIA === "video"
+    ? encodeVideoLoop(LOOP_MS / FRAME_MS, 20240611)
+    : encodeOpusLoop(LOOP_MS, 20240611, OPUS_BITRATE);
 export const L = LOOP.length;
+const LOOP_TICKS = L / PACKETS_PER_TICK;
 const LOOP_INDEX = new Map<string, number>();
 for (let i = 0; i < L; i++) LOOP_INDEX.set(LOOP[i].toString("base64"), i);
 if (LOOP_INDEX.size !== L)
-  throw new Error(`Opus loop has duplicate packets (${LOOP_INDEX.size} of ${L} distinct)`);
+  throw new Error(`${MEDIA} loop has duplicate packets (${LOOP_INDEX.size} of ${L} distinct)`);
+
+/** Packet m of a publisher at `phase` (in ticks). */
+export function loopPacket(phase: number, m: number): Buffer {
+  return LOOP[(phase * PACKETS_PER_TICK + m) % L];
+}
 
 /** What publisher `index` sends: its phase in the loop, first sequence number and timestamp. */
 export interface StreamOrigin {
@@ -50,7 +78,11 @@ export interface StreamOrigin {
 }
 
 export function streamOrigin(index: number): StreamOrigin {
-  return { phase: (index * 37) % L, seqBase: (index * 7919) & 0xffff, tsBase: (index * 104729) >>> 0 };
+  return {
+    phase: (index * 37) % LOOP_TICKS,
+    seqBase: (index * 7919) & 0xffff,
+    tsBase: (index * 104729) >>> 0,
+  };
 }
 
 interface RunState {
@@ -59,7 +91,7 @@ interface RunState {
   kEnd: number;
 }
 
-/** Receive-side bookkeeping for one subscriber stream; `counts` is indexed by packet number n. */
+/** Receive-side bookkeeping for one subscriber stream; `counts` is indexed by packet number m. */
 export class StreamCounter {
   counts: Uint8Array;
   firstN = -1;
@@ -72,7 +104,7 @@ export class StreamCounter {
   constructor(
     readonly publisher: { phase: number },
     private readonly load: LoadAccounting,
-    totalPackets = MAX_RUN_PACKETS,
+    totalPackets = MAX_RUN_PACKETS * PACKETS_PER_TICK,
   ) {
     this.counts = new Uint8Array(totalPackets);
   }
@@ -88,7 +120,7 @@ export class StreamCounter {
         this.mismatched++;
         return;
       }
-      n = (j - this.publisher.phase + L) % L;
+      n = (j - this.publisher.phase * PACKETS_PER_TICK + L) % L;
       this.firstN = n;
       this.firstSeq = seq;
     } else {
@@ -97,7 +129,7 @@ export class StreamCounter {
       n = this.firstN + delta;
     }
     if (n < 0 || n >= this.counts.length) return; // before the run or after its end: not accounted
-    if (!payload.equals(LOOP[(this.publisher.phase + n) % L])) {
+    if (!payload.equals(loopPacket(this.publisher.phase, n))) {
       this.mismatched++;
       return;
     }
@@ -105,8 +137,9 @@ export class StreamCounter {
     this.received++;
     if (n < this.maxN) this.reordered++;
     else this.maxN = n;
-    if (n >= run.kStart && n < run.kEnd)
-      this.load.latency.record(Math.max(1, Math.round((now - (run.t0 + n * FRAME_MS)) * 1e6)));
+    const tick = Math.floor(n / PACKETS_PER_TICK);
+    if (tick >= run.kStart && tick < run.kEnd)
+      this.load.latency.record(Math.max(1, Math.round((now - (run.t0 + tick * FRAME_MS)) * 1e6)));
   }
 }
 
@@ -170,8 +203,10 @@ export function runPaced(
           pacerLateness.record(Math.max(1, Math.round((now - (t0 + next * FRAME_MS)) * 1e6)));
         }
         paced.sendTick(next);
-        packetsSent += pubs.length;
-        for (let i = 0; i < pubs.length; i++) payloadBytes += LOOP[(pubs[i].phase + next) % L].length;
+        packetsSent += pubs.length * PACKETS_PER_TICK;
+        for (let i = 0; i < pubs.length; i++)
+          for (let k = 0; k < PACKETS_PER_TICK; k++)
+            payloadBytes += loopPacket(pubs[i].phase, next * PACKETS_PER_TICK + k).length;
         next++;
         if (next === kEnd) {
           cpuInWindow = process.cpuUsage(cpuAtStart);
@@ -209,7 +244,7 @@ function report(
   packetsSent: number,
   payloadBytes: number,
 ): RunReport {
-  const windowPackets = kEnd - kStart;
+  const windowPackets = (kEnd - kStart) * PACKETS_PER_TICK;
   let received = 0;
   let duplicates = 0;
   let reordered = 0;
@@ -218,7 +253,7 @@ function report(
   let worstStreamLost = 0;
   for (const counter of counters) {
     let got = 0;
-    for (let n = kStart; n < kEnd; n++) {
+    for (let n = kStart * PACKETS_PER_TICK; n < kEnd * PACKETS_PER_TICK; n++) {
       const c = counter.counts[n];
       if (c > 0) got++;
       if (c > 1) duplicates += c - 1;

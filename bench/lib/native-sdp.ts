@@ -1,7 +1,7 @@
-// SDP for the native load generator's client peers, as text: the smallest audio offer/answer Patchbay accepts
-// (BUNDLE, ICE credentials, a sha-256 fingerprint, setup, mid, rtcp-mux, opus/48000/2, one host candidate),
-// and a line parser for what we need from the server's description (ICE credentials, fingerprints, its host
-// candidate, the m-lines with their mids and Opus payload type).
+// SDP for the native load generator's client peers, as text: the smallest offer/answer Patchbay accepts
+// (BUNDLE, ICE credentials, a sha-256 fingerprint, setup, mid, rtcp-mux, opus/48000/2 or VP8/90000, one host
+// candidate), and a line parser for what we need from the server's description (ICE credentials,
+// fingerprints, its host candidate, the m-lines with their mids and Opus / VP8 payload types).
 
 export interface ClientTransport {
   ufrag: string;
@@ -19,6 +19,8 @@ export interface ServerSection {
   protocol: string;
   /** Payload type of opus/48000/2, if the section has it. */
   opusPt: number | undefined;
+  /** Payload type of VP8/90000, if the section has it. */
+  vp8Pt: number | undefined;
   direction: string;
 }
 
@@ -45,7 +47,15 @@ export function parseServerSdp(sdp: string): ServerDescription {
     const line = raw.trim();
     if (line.startsWith("m=")) {
       const [kind, port, protocol] = line.slice(2).split(" ");
-      cur = { kind, mid: "", port: Number(port), protocol, opusPt: undefined, direction: "sendrecv" };
+      cur = {
+        kind,
+        mid: "",
+        port: Number(port),
+        protocol,
+        opusPt: undefined,
+        vp8Pt: undefined,
+        direction: "sendrecv",
+      };
       sections.push(cur);
       continue;
     }
@@ -66,6 +76,8 @@ export function parseServerSdp(sdp: string): ServerDescription {
     } else if (cur && name === "mid") cur.mid = value;
     else if (cur && name === "rtpmap" && /^\d+ opus\/48000\/2$/i.test(value))
       cur.opusPt ??= Number(value.split(" ")[0]);
+    else if (cur && name === "rtpmap" && /^\d+ VP8\/90000$/i.test(value))
+      cur.vp8Pt ??= Number(value.split(" ")[0]);
     else if (cur && DIRECTIONS.has(name)) cur.direction = name;
   }
   if (!ufrag || !pwd) throw new Error("the server's SDP has no a=ice-ufrag/a=ice-pwd");
@@ -101,49 +113,84 @@ function candidateLines(t: ClientTransport): string[] {
   return [`a=candidate:1 1 udp 2130706431 127.0.0.1 ${t.port} typ host`, "a=end-of-candidates"];
 }
 
-/** A publisher's offer: one sendonly Opus m-line (mid 0) with its SSRC; we offer actpass, the server answers passive. */
-export function publisherOffer(t: ClientTransport, ssrc: number, name: string): string {
+export type SdpMedia = "audio" | "video";
+
+/** The codec lines of a live m-line: Opus for audio; VP8 with the feedback a browser offers for video. */
+function codecLines(media: SdpMedia, pt: number): string[] {
+  if (media === "audio") return [`a=rtpmap:${pt} opus/48000/2`, `a=fmtp:${pt} minptime=10;useinbandfec=1`];
+  return [
+    `a=rtpmap:${pt} VP8/90000`,
+    `a=rtcp-fb:${pt} nack`,
+    `a=rtcp-fb:${pt} nack pli`,
+    `a=rtcp-fb:${pt} ccm fir`,
+    `a=rtcp-fb:${pt} goog-remb`,
+  ];
+}
+
+/**
+ * A publisher's offer: one sendonly m-line (mid 0, Opus or VP8) with its SSRC; we offer actpass, the server
+ * answers passive.
+ */
+export function publisherOffer(
+  t: ClientTransport,
+  ssrc: number,
+  name: string,
+  media: SdpMedia = "audio",
+): string {
+  const pt = media === "audio" ? 111 : 96;
   const lines = [
     ...sessionHead(["0"]),
-    "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+    `m=${media} 9 UDP/TLS/RTP/SAVPF ${pt}`,
     ...transportLines(t, "actpass"),
     "a=mid:0",
     "a=sendonly",
-    `a=msid:${name} ${name}-audio`,
+    `a=msid:${name} ${name}-${media}`,
     "a=rtcp-mux",
-    "a=rtpmap:111 opus/48000/2",
-    "a=fmtp:111 minptime=10;useinbandfec=1",
+    ...codecLines(media, pt),
     `a=ssrc:${ssrc} cname:${name}`,
-    `a=ssrc:${ssrc} msid:${name} ${name}-audio`,
+    `a=ssrc:${ssrc} msid:${name} ${name}-${media}`,
     ...candidateLines(t),
   ];
   return `${lines.join("\r\n")}\r\n`;
 }
 
+/** The payload type of `media`'s codec in a section of the server's description. */
+export function sectionPt(s: ServerSection, media: SdpMedia): number | undefined {
+  return media === "audio" ? s.opusPt : s.vp8Pt;
+}
+
 /**
- * A subscriber's answer to the server's offer: every live audio m-line with Opus recvonly (we are the DTLS
- * client: setup active), everything else rejected (port 0).
+ * A subscriber's answer to the server's offer: every live m-line of `media` with its codec (Opus or VP8)
+ * recvonly (we are the DTLS client: setup active), everything else rejected (port 0).
  */
-export function subscriberAnswer(t: ClientTransport, offer: ServerDescription): string {
-  const accepted = offer.sections.filter((s) => s.port !== 0 && s.kind === "audio" && s.opusPt !== undefined);
-  if (accepted.length === 0) throw new Error("the server's offer has no audio m-line with opus/48000/2");
+export function subscriberAnswer(
+  t: ClientTransport,
+  offer: ServerDescription,
+  media: SdpMedia = "audio",
+): string {
+  const accepted = offer.sections.filter(
+    (s) => s.port !== 0 && s.kind === media && sectionPt(s, media) !== undefined,
+  );
+  if (accepted.length === 0)
+    throw new Error(
+      `the server's offer has no ${media} m-line with ${media === "audio" ? "opus/48000/2" : "VP8/90000"}`,
+    );
   const lines = sessionHead(accepted.map((s) => s.mid));
   let first = true;
   for (const s of offer.sections) {
     if (!accepted.includes(s)) {
-      const pt = s.kind === "application" ? "webrtc-datachannel" : String(s.opusPt ?? 0);
+      const pt = s.kind === "application" ? "webrtc-datachannel" : String(s.opusPt ?? s.vp8Pt ?? 0);
       lines.push(`m=${s.kind} 0 ${s.protocol} ${pt}`, "c=IN IP4 0.0.0.0", `a=mid:${s.mid}`, "a=inactive");
       continue;
     }
-    const pt = s.opusPt!;
+    const pt = sectionPt(s, media)!;
     lines.push(
-      `m=audio 9 UDP/TLS/RTP/SAVPF ${pt}`,
+      `m=${media} 9 UDP/TLS/RTP/SAVPF ${pt}`,
       ...transportLines(t, "active"),
       `a=mid:${s.mid}`,
       s.direction === "sendonly" || s.direction === "sendrecv" ? "a=recvonly" : "a=inactive",
       "a=rtcp-mux",
-      `a=rtpmap:${pt} opus/48000/2`,
-      `a=fmtp:${pt} minptime=10;useinbandfec=1`,
+      ...codecLines(media, pt),
     );
     if (first) lines.push(...candidateLines(t));
     first = false;
