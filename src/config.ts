@@ -31,6 +31,13 @@ export interface Config {
     /** Native plane only: one UDP port for every session (0 = a port per session). */
     readonly sharedPort: number;
   };
+  /** TURN credentials issued by `turn/keys/{appId}/credentials/…` (docs/TURN.md). */
+  readonly turn: {
+    /** The TURN server's shared secret (coturn's static-auth-secret); undefined = TURN routes answer 503. */
+    readonly secret: string | undefined;
+    readonly urls: readonly string[];
+    readonly stunUrls: readonly string[];
+  };
   readonly dataDir: string;
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   readonly apps: {
@@ -134,6 +141,25 @@ const host = z.string().refine((s) => /^[^\s/[\]]+$/.test(s) && (!s.includes(":"
   message: "expected a host name or IP address, without scheme, brackets or port",
 });
 const path = z.string().min(1, { message: "expected a non-empty path" });
+/** A comma-separated list of ICE server URLs with one of `schemes` (RFC 7064 / 7065), e.g. turn:host:3478?transport=udp. */
+function iceUrls(schemes: readonly string[]) {
+  const re = new RegExp(`^(${schemes.join("|")}):[^\\s,]+$`);
+  return z.string().transform((text, ctx): string[] => {
+    const list = text
+      .split(",")
+      .map((u) => u.trim())
+      .filter((u) => u !== "");
+    const bad = list.find((u) => !re.test(u));
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: "custom",
+        message: `expected comma-separated ${schemes.join("/")}: URLs, e.g. ${schemes[0]}:198.51.100.7:3478; got ${JSON.stringify(bad)}`,
+      });
+      return z.NEVER;
+    }
+    return list;
+  });
+}
 
 // Every schema takes the raw text (flag, env or default) so defaults go through the same parsing as user input.
 const shape = {
@@ -150,6 +176,9 @@ const shape = {
   "media-plane": oneOf(["native", "werift"]),
   "rtc-shared-port": rtcPort,
   "publish-bitrate-cap": integer(30_000, 100_000_000, "bits per second from 30000 to 100000000"),
+  "turn-secret": z.string().min(16, { message: "expected at least 16 characters" }).optional(),
+  "turn-urls": iceUrls(["turn", "turns"]),
+  "stun-urls": iceUrls(["stun", "stuns"]),
   "data-dir": path,
   "log-level": oneOf(LOG_LEVELS),
   "log-format": oneOf(["auto", "json", "pretty"]),
@@ -255,6 +284,27 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     valueName: "bps",
     description:
       "Video bitrate announced to each publishing session (REMB): Patchbay does not estimate bandwidth, browsers ramp up to this and back off on loss.",
+  },
+  "turn-secret": {
+    defaultLabel: "(none: TURN routes answer 503)",
+    valueName: "secret",
+    sensitive: true,
+    description:
+      "Shared secret of your TURN server (coturn use-auth-secret + static-auth-secret, at least 16 characters); turn/keys/{appId}/credentials/generate-ice-servers issues credentials for it (docs/TURN.md). Prefer the environment variable: flags show in ps.",
+  },
+  "turn-urls": {
+    default: "",
+    defaultLabel: "(none)",
+    valueName: "urls",
+    description:
+      "TURN server URLs handed out with the credentials, comma-separated (e.g. turn:198.51.100.7:3478?transport=udp,turn:198.51.100.7:3478?transport=tcp); required with turn-secret.",
+  },
+  "stun-urls": {
+    default: "",
+    defaultLabel: "(none)",
+    valueName: "urls",
+    description:
+      "STUN server URLs handed out beside the TURN ones, comma-separated (e.g. stun:198.51.100.7:3478).",
   },
   "data-dir": {
     default: "./data",
@@ -442,6 +492,13 @@ const schema = z
           message: `must be below ingest-high-water-ms (${high})`,
         });
       }
+      if (v["turn-secret"] !== undefined && Array.isArray(v["turn-urls"]) && v["turn-urls"].length === 0) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["turn-urls"],
+          message: "must name at least one turn: URL when turn-secret is set",
+        });
+      }
       if (v["apps-file"] !== undefined && v.apps !== undefined) {
         ctx.addIssue({
           code: "custom",
@@ -474,6 +531,7 @@ const schema = z
         mediaPlane: v["media-plane"],
         sharedPort: v["rtc-shared-port"],
       },
+      turn: { secret: v["turn-secret"], urls: v["turn-urls"], stunUrls: v["stun-urls"] },
       dataDir: v["data-dir"],
       log: { level: v["log-level"], format: v["log-format"] },
       apps: { file: v["apps-file"], json: v.apps },

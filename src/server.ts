@@ -136,6 +136,7 @@ export function createServer(opts: StartOptions): ServerCore {
     logger,
     metrics,
     http: config.http,
+    turn: config.turn,
     plugins: [adapterRoutes((appId) => managers.get(appId)!)],
   });
   // Built-in example endpoints (/examples/…, WebSocket + a few GET routes); off with --no-examples.

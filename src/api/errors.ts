@@ -49,6 +49,16 @@ export const ERRORS = {
     status: 503,
     description: "every UDP port of --rtc-min-port..--rtc-max-port is in use; nothing was created",
   },
+  turn_not_configured: {
+    status: 503,
+    description:
+      "TURN credentials were asked for but the server has no --turn-secret / --turn-urls (Patchbay-only)",
+  },
+  turn_revoke_unsupported: {
+    status: 501,
+    description:
+      "shared-secret TURN credentials cannot be revoked before they expire; issue short ttl values (Patchbay-only)",
+  },
   uri_too_long: { status: 414, description: "the request URL or one of its parameters is too long" },
   request_timeout: { status: 408, description: "the client did not send the whole request in time" },
   service_unavailable: {

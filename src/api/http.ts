@@ -14,6 +14,7 @@ import type { AppState } from "../sfu/app-state.ts";
 import type { App, AppRegistry } from "../sfu/apps.ts";
 import { ApiError, ERRORS, type ErrorBody, type ErrorCode } from "./errors.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
+import { turnRoutes } from "./routes/turn.ts";
 
 /** The HTTP server limits buildApi applies (slowloris guards and the connection cap). */
 export type HttpLimits = Pick<
@@ -33,6 +34,8 @@ export interface ApiDeps {
   plugins?: ((app: FastifyInstance, ctx: RouteContext) => void)[];
   /** Timeouts and connection cap of the HTTP server (`config.http`); `DEFAULTS.http` when omitted. */
   http?: HttpLimits;
+  /** TURN credential settings (`config.turn`); without them the TURN routes answer turn_not_configured. */
+  turn?: Config["turn"];
 }
 
 export interface RouteContext {
@@ -401,6 +404,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
       },
       { prefix: `${prefix}/apps/:appId` },
     );
+    app.register(async (scope) => turnRoutes(scope, { apps: deps.apps, turn: deps.turn ?? DEFAULTS.turn }), {
+      prefix,
+    });
   }
   return app;
 }

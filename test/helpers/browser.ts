@@ -132,6 +132,8 @@ export interface PatchbayPageLib {
   stats(label: string): Promise<Record<string, unknown>[]>;
   connectionState(label: string): string;
   close(label: string): void;
+  /** Merged into the RTCConfiguration of every peer connection created after it (ICE servers, policy). */
+  setPeerConfig(config: RTCConfiguration): void;
 }
 
 type PatchbayWindow = Window & { patchbay: PatchbayPageLib };
@@ -143,6 +145,7 @@ type PatchbayWindow = Window & { patchbay: PatchbayPageLib };
 function installPatchbayLib(): void {
   const pcs = new Map<string, RTCPeerConnection>();
   let counter = 0;
+  let peerConfig: RTCConfiguration = {};
 
   async function call<T>(api: PageApi, method: string, path: string, body?: unknown): Promise<T> {
     const res = await fetch(`${api.base}/v1/apps/${api.appId}/${path}`, {
@@ -184,7 +187,7 @@ function installPatchbayLib(): void {
 
   function newPeer(): { label: string; pc: RTCPeerConnection } {
     const label = `pc${++counter}`;
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle", ...peerConfig });
     pcs.set(label, pc);
     return { label, pc };
   }
@@ -471,6 +474,9 @@ function installPatchbayLib(): void {
       pcs.get(label)?.close();
       pcs.delete(label);
     },
+    setPeerConfig: (config) => {
+      peerConfig = config;
+    },
   };
 }
 
@@ -555,6 +561,15 @@ export class ClientPage {
   /** The stats entries of one type (e.g. "outbound-rtp"), for diagnostics. */
   async statsOfType(label: string, type: string): Promise<Record<string, unknown>[]> {
     return (await this.stats(label)).filter((s) => s.type === type);
+  }
+
+  setPeerConfig(config: RTCConfiguration): Promise<void> {
+    return this.run(
+      this.page.evaluate(
+        (config) => (window as unknown as PatchbayWindow).patchbay.setPeerConfig(config),
+        config,
+      ),
+    );
   }
 
   connectionState(label: string): Promise<string> {

@@ -15,6 +15,9 @@ const SETTINGS = [
   "media-plane",
   "rtc-shared-port",
   "publish-bitrate-cap",
+  "turn-secret",
+  "turn-urls",
+  "stun-urls",
   "data-dir",
   "log-level",
   "log-format",
@@ -163,6 +166,11 @@ describe("loadConfig precedence", () => {
       "ingest-opus-fec": ["false", (c) => c.adapter.ingestOpusFec, false],
       "ingest-opus-complexity": ["9", (c) => c.adapter.ingestOpusComplexity, 9],
       examples: ["false", (c) => c.examples, false],
+      "stun-urls": [
+        "stun:198.51.100.7:3478, stuns:turn.example.com",
+        (c) => c.turn.stunUrls,
+        ["stun:198.51.100.7:3478", "stuns:turn.example.com"],
+      ],
     };
     for (const [name, [raw, read, expected]] of Object.entries(values)) {
       assert.deepEqual(read(loadConfig([`--${name}`, raw], {})), expected, `--${name}`);
@@ -173,6 +181,32 @@ describe("loadConfig precedence", () => {
     const envPorts = loadConfig([], { PATCHBAY_RTC_MIN_PORT: "40000", PATCHBAY_RTC_MAX_PORT: "40000" });
     assert.deepEqual([envPorts.rtc.minPort, envPorts.rtc.maxPort], [40000, 40000]);
     assert.equal(loadConfig([], { PATCHBAY_APPS: "[]" }).apps.json, "[]");
+  });
+
+  test("TURN: the secret and its URLs go together; the secret never appears in an error", () => {
+    const urls = "turn:198.51.100.7:3478?transport=udp,turns:turn.example.com:5349?transport=tcp";
+    const c = loadConfig(["--turn-secret", "0123456789abcdef0123", "--turn-urls", urls], {});
+    assert.equal(c.turn.secret, "0123456789abcdef0123");
+    assert.deepEqual(c.turn.urls, [
+      "turn:198.51.100.7:3478?transport=udp",
+      "turns:turn.example.com:5349?transport=tcp",
+    ]);
+    const env = loadConfig([], { PATCHBAY_TURN_SECRET: "0123456789abcdef0123", PATCHBAY_TURN_URLS: urls });
+    assert.equal(env.turn.secret, "0123456789abcdef0123");
+    assert.equal(loadConfig([], {}).turn.secret, undefined);
+    assert.deepEqual(loadConfig([], {}).turn.urls, []);
+    assert.match(
+      configError(["--turn-secret", "0123456789abcdef0123"]).message,
+      /--turn-urls.*at least one turn: URL/,
+    );
+    const short = configError(["--turn-secret", "hunter2", "--turn-urls", urls]);
+    assert.match(short.message, /--turn-secret.*at least 16 characters/);
+    assert.ok(!short.message.includes("hunter2"), short.message);
+    assert.match(
+      configError(["--turn-urls", "http://x"]).message,
+      /--turn-urls.*turn\/turns: URLs.*"http:\/\/x"/,
+    );
+    assert.match(configError(["--stun-urls", "turn:x:3478"]).message, /--stun-urls.*"turn:x:3478"/);
   });
 
   test("rtc-listen-ip follows http-host unless set", () => {
