@@ -44,6 +44,7 @@ import { runAdapterStep, type StepResult, type StepSpec, type WindowResult } fro
 import { type CodecCost, codecCostTable, ingestPackets, measureDecoder } from "./lib/codec-cost.ts";
 import { f, renderTable } from "./lib/format.ts";
 import { encodeOpusLoop } from "./lib/opus-loop.ts";
+import { formatProfileSummary } from "./profile-summary.ts";
 
 const HELP = `Egress adapter benchmark for Patchbay (werift publisher → egress adapter → PCM over WebSocket).
 
@@ -95,7 +96,7 @@ function main(): Promise<number> {
 async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
   lateBy = o.lateBy;
   const r = openRun("egress", o.out, o.dryRun, "Patchbay egress adapter benchmark");
-  const ctx = { ...o.ctx, log: r.log };
+  const ctx = { ...o.ctx, log: r.log, profilePrefix: r.outPath.replace(/\.json$/, "") };
   const probe = { perFrame: o.perFrame, socketHook: o.socketHook, lateMs: o.lateMs, series: false };
   let failed = false;
 
@@ -276,6 +277,7 @@ function progress(
       "\n",
   );
   printNotes(r, w);
+  if (step.profile) r.out(`${formatProfileSummary(step.profile.summary)}\n`);
 }
 
 // ---- criteria ----------------------------------------------------------------------------------

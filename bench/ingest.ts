@@ -41,6 +41,7 @@ import {
 import { runAdapterStep, type StepResult, type StepSpec, type WindowResult } from "./lib/adapter-step.ts";
 import { type CodecCost, codecCostTable, measureEncoder } from "./lib/codec-cost.ts";
 import { f, renderTable } from "./lib/format.ts";
+import { formatProfileSummary } from "./profile-summary.ts";
 
 const HELP = `Ingest adapter benchmark for Patchbay (WebSocket endpoint → ingest adapter → Opus RTP → werift subscriber).
 
@@ -97,7 +98,7 @@ type Opts = {
 async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
   lateBy = o.lateBy;
   const r = openRun("ingest", o.out, o.dryRun, "Patchbay ingest adapter benchmark");
-  const ctx = { ...o.ctx, log: r.log };
+  const ctx = { ...o.ctx, log: r.log, profilePrefix: r.outPath.replace(/\.json$/, "") };
   const probe = { perFrame: o.perFrame, socketHook: o.socketHook, lateMs: o.lateMs };
   let failed = false;
 
@@ -249,6 +250,7 @@ async function run(o: ReturnType<typeof common>, opts: Opts): Promise<number> {
             "\n",
         );
         printNotes(r, w);
+        if (s.step.profile) r.out(`${formatProfileSummary(s.step.profile.summary)}\n`);
       },
     );
     if (result.steps.some((s) => s.verdict === "error")) failed = true;

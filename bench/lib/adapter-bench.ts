@@ -102,6 +102,7 @@ export const COMMON_OPTIONS = {
   concurrency: { type: "string" },
   "gen-cpu-limit": { type: "string" },
   "gen-lateness-limit": { type: "string" },
+  profile: { type: "boolean" },
   out: { type: "string" },
 } as const;
 
@@ -120,6 +121,8 @@ export const COMMON_HELP = `  --warmup <s>              Warm-up before each capa
   --concurrency <n>         Adapters/peers set up in parallel (default 4).
   --gen-cpu-limit <pct>     Generator CPU (% of one core) counted as saturated (default 85).
   --gen-lateness-limit <ms> Generator pacer lateness p99 counted as saturated (default 10).
+  --profile                 Also record the server's CPU profile over each step's (first) window, written next to
+                            the JSON as <name>-<date>-<scenario>-<step>.cpuprofile and summarized in the output.
   --out <file>              JSON output (default bench/results/<name>-<date>.json).
   --help                    This text.
 `;
@@ -202,6 +205,7 @@ export function common(v: ParsedValues): CommonOptions {
       concurrency: num(v, "concurrency", 4, 1, 64),
       genCpuLimitPct: num(v, "gen-cpu-limit", 85, 1, 100),
       genLatenessLimitMs: num(v, "gen-lateness-limit", 10, 0.1, 1000),
+      profile: v.profile === true,
     },
     out: typeof v.out === "string" ? v.out : undefined,
   };

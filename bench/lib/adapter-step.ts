@@ -8,6 +8,8 @@
 import type { ChildProcess } from "node:child_process";
 import type { WriteStream } from "node:fs";
 import os from "node:os";
+import { relative } from "node:path";
+import { type ProfileSummary, summarizeProfile } from "../profile-summary.ts";
 import {
   BENCH_APP,
   type LatencySummary,
@@ -24,7 +26,7 @@ import type {
   ProbeReport,
 } from "./adapter-protocol.ts";
 import { errorText, sleep } from "./async.ts";
-import { spawnChild, stopChild, waitMessage } from "./children.ts";
+import { ROOT, spawnChild, stopChild, waitMessage } from "./children.ts";
 import { machineCpu, udpCounters } from "./system.ts";
 
 export interface WindowSpec {
@@ -54,6 +56,10 @@ export interface StepContext {
   genCpuLimitPct: number;
   /** Generator pacer lateness p99 (ms) from which it counts as saturated. */
   genLatenessLimitMs: number;
+  /** Record the server's CPU profile over each step's first window. */
+  profile?: boolean;
+  /** Where profiles go: `<profilePrefix>-<scenario>-<label>.cpuprofile`. */
+  profilePrefix?: string;
 }
 
 export interface WindowResult {
@@ -90,6 +96,8 @@ export interface StepResult {
   setup?: AdapterSetupResult;
   grid?: GridInfo;
   windows: WindowResult[];
+  /** --profile: the server's CPU profile over the first window. */
+  profile?: { path: string; summary: ProfileSummary };
   error?: string;
 }
 
@@ -159,7 +167,12 @@ export async function runAdapterStep(ctx: StepContext, spec: StepSpec): Promise<
       return { server: r.snapshot, machine: machineCpu(), udp: udpCounters(), loadavg1: os.loadavg()[0] };
     };
 
-    for (const w of spec.windows) {
+    const profilePath =
+      ctx.profile && ctx.profilePrefix
+        ? `${ctx.profilePrefix}-${spec.scenario}-${spec.label.replace(/[^A-Za-z0-9=._-]+/g, "_")}.cpuprofile`
+        : undefined;
+    for (const [i, w] of spec.windows.entries()) {
+      const profiling = profilePath !== undefined && i === 0;
       await request(
         g,
         {
@@ -176,6 +189,7 @@ export async function runAdapterStep(ctx: StepContext, spec: StepSpec): Promise<
         snap(),
         request(srv, { type: "probe-start", options: probeOptions }, 10_000),
         request(g, { type: "mark-start" }, 10_000),
+        profiling ? request(srv, { type: "profile-start", samplingIntervalUs: 1000 }, 10_000) : undefined,
       ]);
       await sleep(w.measureMs);
       const [b, probeReply, genReply] = await Promise.all([
@@ -183,6 +197,10 @@ export async function runAdapterStep(ctx: StepContext, spec: StepSpec): Promise<
         request<{ id: number; probe: ProbeReport }>(srv, { type: "probe-stop" }, 30_000),
         request<{ id: number; report: GenWindowReport }>(g, { type: "mark-end" }, 30_000),
       ]);
+      if (profiling) {
+        await request(srv, { type: "profile-stop", path: profilePath }, 60_000);
+        result.profile = { path: relative(ROOT, profilePath), summary: summarizeProfile(profilePath, 25) };
+      }
       await request(g, { type: "stop" }, 10_000);
       result.windows.push(windowResult(ctx, w, a, b, probeReply.probe, genReply.report));
     }
