@@ -68,6 +68,10 @@ export interface Config {
     readonly egressReconnectWindowMs: number;
     /** Token bucket on messages an ingest endpoint sends; above it the server stops reading (back-pressure). */
     readonly maxMessagesPerSecond: number;
+    /** The video decoder for `outputCodec: "jpeg"` egress. */
+    readonly ffmpegPath: string;
+    /** JPEG images per second of a jpeg egress adapter. */
+    readonly jpegFps: number;
   };
   /** Quotas: each refusal is a Cloudflare-shaped error naming the limit and its flag. */
   readonly limits: {
@@ -115,6 +119,16 @@ function integer(min: number, max: number, expected = `an integer from ${min} to
 }
 
 const port = (expected?: string) => integer(0, 65535, expected);
+function decimal(min: number, max: number, expected: string) {
+  return z.string().transform((text, ctx): number => {
+    const value = /^\d+(\.\d+)?$/.test(text) ? Number(text) : Number.NaN;
+    if (!(value >= min && value <= max)) {
+      ctx.addIssue({ code: "custom", message: `expected ${expected}` });
+      return z.NEVER;
+    }
+    return value;
+  });
+}
 const rtcPort = integer(0, 65535, "0 (OS-assigned) or a port from 1024 to 65535").refine(
   (p) => p === 0 || p >= 1024,
   { message: "expected 0 (OS-assigned) or a port from 1024 to 65535" },
@@ -199,6 +213,8 @@ const shape = {
   "egress-reconnect-window-ms": durationMs,
   "ws-ping-interval-ms": durationMs,
   "ws-max-messages-per-second": integer(1, 1_000_000, "an integer from 1 to 1000000"),
+  "ffmpeg-path": path,
+  "jpeg-fps": decimal(0.1, 30, "images per second from 0.1 to 30"),
   "max-sessions-per-app": integer(1, 1_000_000, "an integer from 1 to 1000000"),
   "max-sessions": integer(1, 1_000_000, "an integer from 1 to 1000000"),
   "max-adapters-per-app": integer(1, 1_000_000, "an integer from 1 to 1000000"),
@@ -409,6 +425,17 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     description:
       "Messages per second an ingest endpoint may send (1 s burst); above it reading pauses, which the endpoint sees as TCP back-pressure.",
   },
+  "ffmpeg-path": {
+    default: "ffmpeg",
+    valueName: "path",
+    description:
+      'Video decoder for outputCodec "jpeg" egress adapters (Debian: apt-get install ffmpeg); looked up in PATH unless a path.',
+  },
+  "jpeg-fps": {
+    default: "1",
+    valueName: "n",
+    description: "Images per second a jpeg egress adapter sends (0.1 to 30; Cloudflare sends about 1).",
+  },
   "max-sessions-per-app": {
     default: "500",
     valueName: "n",
@@ -553,6 +580,8 @@ const schema = z
         egressReconnectWindowMs: v["egress-reconnect-window-ms"],
         pingIntervalMs: v["ws-ping-interval-ms"],
         maxMessagesPerSecond: v["ws-max-messages-per-second"],
+        ffmpegPath: v["ffmpeg-path"],
+        jpegFps: v["jpeg-fps"],
       },
       limits: {
         sessionsPerApp: v["max-sessions-per-app"],

@@ -40,6 +40,11 @@ export const ERRORS = {
     status: 503,
     description: "per item: the endpoint policy blocks this address",
   },
+  video_decoder_unavailable: {
+    status: 503,
+    description:
+      'per item: the video decoder for outputCodec "jpeg" could not start (ffmpeg missing: --ffmpeg-path) (Patchbay-only)',
+  },
   quota_exceeded: {
     status: 429,
     description:

@@ -42,6 +42,8 @@ const SETTINGS = [
   "egress-reconnect-window-ms",
   "ws-ping-interval-ms",
   "ws-max-messages-per-second",
+  "ffmpeg-path",
+  "jpeg-fps",
   "max-sessions-per-app",
   "max-sessions",
   "max-adapters-per-app",
@@ -95,7 +97,10 @@ describe("loadConfig defaults", () => {
       egressReconnectWindowMs: 15000,
       pingIntervalMs: 10000,
       maxMessagesPerSecond: 1000,
+      ffmpegPath: "ffmpeg",
+      jpegFps: 1,
     });
+    assert.deepEqual(DEFAULTS.turn, { secret: undefined, urls: [], stunUrls: [] });
     assert.deepEqual(DEFAULTS.limits, {
       sessionsPerApp: 500,
       sessions: 1000,
@@ -166,6 +171,8 @@ describe("loadConfig precedence", () => {
       "ingest-opus-fec": ["false", (c) => c.adapter.ingestOpusFec, false],
       "ingest-opus-complexity": ["9", (c) => c.adapter.ingestOpusComplexity, 9],
       examples: ["false", (c) => c.examples, false],
+      "ffmpeg-path": ["/opt/ffmpeg/bin/ffmpeg", (c) => c.adapter.ffmpegPath, "/opt/ffmpeg/bin/ffmpeg"],
+      "jpeg-fps": ["2.5", (c) => c.adapter.jpegFps, 2.5],
       "stun-urls": [
         "stun:198.51.100.7:3478, stuns:turn.example.com",
         (c) => c.turn.stunUrls,
@@ -261,6 +268,9 @@ describe("loadConfig validation", () => {
     ["ingest-high-water-ms", "-5"],
     ["ingest-low-water-ms", "ten"],
     ["endpoint-policy", "lax"],
+    ["jpeg-fps", "0"],
+    ["jpeg-fps", "31"],
+    ["jpeg-fps", "1e1"],
     ["examples", "yes"],
   ];
 

@@ -11,7 +11,9 @@ import type { Adapter, AdapterStatus } from "./adapter.ts";
 import { type DialResult, dial } from "./dial.ts";
 import { EgressAdapter } from "./egress.ts";
 import { checkEndpoint, publicDialFailure } from "./endpoint-policy.ts";
+import { FfmpegSnapshots, snapshotCodec } from "./ffmpeg-snapshots.ts";
 import { IngestAdapter } from "./ingest.ts";
+import { JpegEgressAdapter } from "./jpeg-egress.ts";
 
 export type AdapterItemError = {
   errorCode:
@@ -20,7 +22,8 @@ export type AdapterItemError = {
     | "websocket_endpoint_not_allowed"
     | "not_found_track_error"
     | "invalid_params"
-    | "quota_exceeded";
+    | "quota_exceeded"
+    | "video_decoder_unavailable";
   errorDescription: string;
 };
 
@@ -280,6 +283,85 @@ export class AdapterManager {
         );
       },
       onError: (err) => this.deps.logger.warn({ err, adapterId: id }, "egress redial failed"),
+    });
+    this.track(adapter);
+    adapter.start(dialed.ws, this.deps.scheduler);
+    return { adapterId: id, sessionId: item.sessionId };
+  }
+
+  /**
+   * Why `outputCodec: "jpeg"` cannot serve this track (406: an audio track, a codec the decoder has no RTP
+   * input for), or undefined (also when there is no such track: that is a per-item not_found_track_error).
+   */
+  jpegSourceProblem(sessionId: string, trackName: string): string | undefined {
+    const track = this.app.findTrack(sessionId, trackName);
+    if (!track) return undefined;
+    if (track.kind !== "video")
+      return `track ${trackName} is ${track.kind}; outputCodec "jpeg" needs a video track`;
+    if (track.codec && !snapshotCodec(track.codec.mimeType))
+      return `track ${trackName} is ${track.codec.mimeType}; outputCodec "jpeg" decodes VP8, VP9 and H.264`;
+    return undefined;
+  }
+
+  /** Starts the video decoder, dials the endpoint, then streams the track's images to it as JPEG. */
+  async createJpegEgress(
+    item: { sessionId: string; trackName: string; endpoint: URL },
+    signal?: AbortSignal,
+  ): Promise<AdapterCreated | AdapterItemError> {
+    const track = this.app.findTrack(item.sessionId, item.trackName);
+    if (track?.kind !== "video")
+      return {
+        errorCode: "not_found_track_error",
+        errorDescription: `no video track ${item.trackName} in session ${item.sessionId}`,
+      };
+    // A track published before its first packet may not know its codec yet: VP8 is what browsers send first.
+    const codec = snapshotCodec(track.codec?.mimeType ?? "video/VP8");
+    if (!codec)
+      return {
+        errorCode: "invalid_params",
+        errorDescription: this.jpegSourceProblem(item.sessionId, item.trackName) ?? "unsupported codec",
+      };
+    const cfg = this.deps.config;
+    let adapter: JpegEgressAdapter | undefined;
+    let decoder: FfmpegSnapshots;
+    try {
+      decoder = await FfmpegSnapshots.start({
+        ffmpegPath: cfg.ffmpegPath,
+        codec,
+        fps: cfg.jpegFps,
+        onImage: (jpeg) => adapter?.deliver(jpeg),
+        onExit: (reason) => {
+          if (adapter) adapter.close(reason, 1011);
+          else this.deps.logger.warn({ reason }, "video decoder exited before its adapter started");
+        },
+      });
+    } catch (err) {
+      return { errorCode: "video_decoder_unavailable", errorDescription: (err as Error).message };
+    }
+    const dialed = await this.reserveAndDial(item.endpoint, signal);
+    if (!("ws" in dialed)) {
+      decoder.close();
+      return dialed;
+    }
+    if (track.ended || this.shuttingDown || !decoder.running) {
+      this.release();
+      decoder.close();
+      dialed.ws.close(1000, "source track ended");
+      return {
+        errorCode: decoder.running ? "not_found_track_error" : "video_decoder_unavailable",
+        errorDescription: decoder.running
+          ? `track ${item.trackName} ended`
+          : "the video decoder exited at start",
+      };
+    }
+    const id = newId();
+    const m = this.deps.metrics;
+    adapter = new JpegEgressAdapter(id, item.trackName, item.endpoint.href, track, decoder, {
+      ...this.linkOptions(),
+      fps: cfg.jpegFps,
+      shuttingDown: () => this.shuttingDown,
+      onImage: () => m.adapterFrames.inc({ direction: "egress" }),
+      onDrop: () => m.adapterDrops.inc({ direction: "egress" }, 1),
     });
     this.track(adapter);
     adapter.start(dialed.ws, this.deps.scheduler);

@@ -55,11 +55,15 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
             );
         } else {
           required(t, i, "sessionId", "trackName", "endpoint", "outputCodec");
-          if (t.outputCodec !== "pcm")
+          if (t.outputCodec !== "pcm" && t.outputCodec !== "jpeg")
             throw new ApiError(
               "invalid_params",
-              `tracks[${i}].outputCodec "${t.outputCodec}" is not supported (use "pcm")`,
+              `tracks[${i}].outputCodec "${t.outputCodec}" is not supported (use "pcm" for audio, "jpeg" for video)`,
             );
+          if (t.outputCodec === "jpeg") {
+            const problem = manager.jpegSourceProblem(t.sessionId!, t.trackName!);
+            if (problem) throw new ApiError("invalid_params", `tracks[${i}]: ${problem}`);
+          }
         }
         const url = parseEndpoint(t.endpoint!);
         if (!url) throw new ApiError("invalid_params", `tracks[${i}].endpoint must be a ws:// or wss:// URL`);
@@ -76,10 +80,15 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
         items.map(async (t) => {
           const r =
             t.location === "remote"
-              ? await manager.createEgress(
-                  { sessionId: t.sessionId!, trackName: t.trackName!, endpoint: t.url },
-                  left.signal,
-                )
+              ? t.outputCodec === "jpeg"
+                ? await manager.createJpegEgress(
+                    { sessionId: t.sessionId!, trackName: t.trackName!, endpoint: t.url },
+                    left.signal,
+                  )
+                : await manager.createEgress(
+                    { sessionId: t.sessionId!, trackName: t.trackName!, endpoint: t.url },
+                    left.signal,
+                  )
               : await manager.createIngest({ trackName: t.trackName!, endpoint: t.url }, left.signal);
           if ("errorCode" in r) return { trackName: t.trackName, ...r };
           return {
