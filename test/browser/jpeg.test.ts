@@ -3,10 +3,11 @@
 // JPEG decoder (jpeg-js) and compared with what the browser says it sends.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { describe, test } from "node:test";
 import jpeg from "jpeg-js";
 import { browserSuite, type ClientPage, type PublishResult } from "../helpers/browser.ts";
-import { adapterStatus, receiver, startEndpoint } from "../helpers/ws-endpoints.ts";
+import { adapterStatus, closeOf, receiver, startEndpoint } from "../helpers/ws-endpoints.ts";
 
 /** Luma standard deviation of a decoded RGBA image (0 for a uniform one). */
 function lumaStd(img: { data: Uint8Array; width: number; height: number }): number {
@@ -60,7 +61,8 @@ describe("browser JPEG egress: Chromium's camera as JPEG images over WebSocket",
         );
         assert.equal(res.status, 200, JSON.stringify(res.body));
         const adapterId = res.body.tracks[0].adapterId!;
-        const rx = receiver(await conn);
+        const ws = await conn;
+        const rx = receiver(ws);
         // What Chromium sends, sampled meanwhile: its resolution adapts in the first seconds.
         const sizes = new Set<string>();
         let sampling = true;
@@ -112,6 +114,22 @@ describe("browser JPEG egress: Chromium's camera as JPEG images over WebSocket",
         const status = await adapterStatus(env.server.api, adapterId);
         assert.equal(status.direction, "egress");
         assert.ok(status.frames >= 5, `status counts images: ${status.frames}`);
+        if (codec === "video/H264") {
+          // The decoder dies (crash, OOM kill): the adapter ends with 1011 and says why; the server stays up.
+          const pids = execFileSync("pgrep", ["-f", "patchbay-jpeg-.*in\\.sdp"])
+            .toString()
+            .trim()
+            .split("\n");
+          assert.equal(pids.length, 1, `one ffmpeg per adapter: ${pids.join(" ")}`);
+          process.kill(Number(pids[0]), "SIGKILL");
+          const closed = await closeOf(ws);
+          assert.equal(closed.code, 1011);
+          assert.match(closed.reason, /video decoder \(ffmpeg\) exited \(SIGKILL\)/);
+          const after = await adapterStatus(env.server.api, adapterId);
+          assert.equal(after.state, "closed");
+          assert.match(after.closeReason ?? "", /video decoder \(ffmpeg\) exited/);
+          assert.equal((await env.server.api.raw("GET", `sessions/${published.sessionId}`)).status, 200);
+        }
         console.log(
           `${codec}: ${packets.length} JPEGs ${last.width}x${last.height}, ${(packets.reduce((s, p) => s + p.payload.length, 0) / packets.length / 1024).toFixed(1)} KiB each, ${rate.toFixed(2)}/s`,
         );

@@ -49,6 +49,8 @@ export interface PublishOptions {
   codec?: string;
   /** With `codec`: prefer the entries whose fmtp line contains this (e.g. "packetization-mode=1"). */
   fmtp?: string;
+  /** getUserMedia constraints for the track (e.g. a camera resolution); `true` otherwise. */
+  constraints?: MediaTrackConstraints;
 }
 
 export interface PublishResult {
@@ -255,7 +257,7 @@ function installPatchbayLib(): void {
   ): Promise<PublishResult> {
     const t0 = performance.now();
     const media = await navigator.mediaDevices.getUserMedia(
-      kind === "audio" ? { audio: true } : { video: true },
+      kind === "audio" ? { audio: opts.constraints ?? true } : { video: opts.constraints ?? true },
     );
     const track = media.getTracks()[0];
     const { label, pc } = newPeer();
