@@ -54,6 +54,11 @@ export const ERRORS = {
     status: 503,
     description: "every UDP port of --rtc-min-port..--rtc-max-port is in use; nothing was created",
   },
+  datachannels_unsupported: {
+    status: 501,
+    description:
+      "data channel routes are not implemented yet; the description says what works instead (Patchbay-only)",
+  },
   turn_not_configured: {
     status: 503,
     description:

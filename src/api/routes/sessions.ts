@@ -238,4 +238,21 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     ctx.itemsFailed(req, 200, res.tracks);
     return res;
   });
+
+  // Cloudflare's data channel routes exist in the API but not yet here: say so precisely (after the usual
+  // authentication and session checks) instead of a bare 404 "no such route".
+  for (const [method, route] of [
+    ["post", "establish"],
+    ["post", "new"],
+    ["put", "update"],
+    ["put", "close"],
+  ] as const) {
+    app[method](`/sessions/:sessionId/datachannels/${route}`, async (req) => {
+      sessionOf(req, false);
+      throw new ApiError(
+        "datachannels_unsupported",
+        `datachannels/${route}: Patchbay does not carry data channels yet (SCTP is not relayed; an offer's m=application is rejected with port 0). Tracks and WebSocket adapters work.`,
+      );
+    });
+  }
 }
