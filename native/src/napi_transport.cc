@@ -1,6 +1,6 @@
 // Node-API surface of the native transport: UdpSocket (a UdpMux) and Peer (a PeerCore on a socket).
 // JS hears from a peer once per receive batch: one Buffer holding every packet that arrived for it
-// ([u16 length][u8 kind 0=RTP 1=RTCP][u8 0][bytes]...), so the boundary is crossed per batch, not per packet.
+// ([u16 length][u8 kind 0=RTP 1=RTCP 2=DTLS application data][u8 0][bytes]...), so the boundary is crossed per batch, not per packet.
 #include "napi_transport.h"
 
 #include <uv.h>
@@ -122,6 +122,7 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
                        {InstanceMethod("setRemote", &NativePeer::SetRemote),
                         InstanceMethod("sendRtp", &NativePeer::SendRtp),
                         InstanceMethod("sendRtcp", &NativePeer::SendRtcp),
+                        InstanceMethod("sendApplicationData", &NativePeer::SendApplicationData),
                         InstanceMethod("sendRtpBatch", &NativePeer::SendRtpBatch),
                         InstanceMethod("tick", &NativePeer::Tick), InstanceMethod("stats", &NativePeer::Stats),
                         InstanceMethod("close", &NativePeer::Close), InstanceMethod("id", &NativePeer::Id),
@@ -180,13 +181,15 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
   void sendTo(const SockAddr& to, const uint8_t* data, size_t len) override {
     if (mux_) mux_->sendTo(to, data, len);
   }
-  void onMedia(bool rtcp, const uint8_t* data, size_t len) override {
+  void onMedia(bool rtcp, const uint8_t* data, size_t len) override { append(rtcp ? 1 : 0, data, len); }
+  void onApplicationData(const uint8_t* data, size_t len) override { append(2, data, len); }
+  void append(uint8_t kind, const uint8_t* data, size_t len) {
     if (len > 0xffff) return;
     const size_t at = batch_.size();
     batch_.resize(at + 4 + len);
     batch_[at] = static_cast<uint8_t>(len >> 8);
     batch_[at + 1] = static_cast<uint8_t>(len);
-    batch_[at + 2] = rtcp ? 1 : 0;
+    batch_[at + 2] = kind;
     batch_[at + 3] = 0;
     std::memcpy(batch_.data() + at + 4, data, len);
     batchCount_++;
@@ -354,6 +357,13 @@ class NativePeer : public Napi::ObjectWrap<NativePeer>, public MuxPeer, public P
   }
   Napi::Value SendRtp(const Napi::CallbackInfo& info) { return Send(info, false); }
   Napi::Value SendRtcp(const Napi::CallbackInfo& info) { return Send(info, true); }
+  /** sendApplicationData(buffer) → false before DTLS is connected or for an empty or > 16 KiB record. */
+  Napi::Value SendApplicationData(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), "expected a Buffer");
+    auto b = info[0].As<Napi::Buffer<uint8_t>>();
+    core_->setNow(uv_now(loop_));
+    return Napi::Boolean::New(info.Env(), core_->sendApplicationData(b.Data(), b.Length()));
+  }
 
   /** tick() → ms until the DTLS timer wants another tick, or -1. */
   Napi::Value Tick(const Napi::CallbackInfo& info) {

@@ -150,11 +150,11 @@ void PeerCore::onDtlsProgress() {
         srtpProfile_ = k.profile;
         setState(PeerState::Connected);
       }
-      // Application data (SCTP) is not carried yet: data channels are refused at negotiation.
+      // Application data (SCTP for data channels) goes to the listener, record by record.
       {
         std::vector<uint8_t> app;
-        while (dtls_->takeApplicationData(app)) {
-        }
+        while (dtls_->takeApplicationData(app) && state_ == PeerState::Connected)
+          listener_.onApplicationData(app.data(), app.size());
       }
       break;
     case DtlsState::Failed:
@@ -204,6 +204,16 @@ bool PeerCore::protectAndSend(const uint8_t* data, size_t len, bool rtcp) {
 
 bool PeerCore::sendRtp(const uint8_t* data, size_t len) { return protectAndSend(data, len, false); }
 bool PeerCore::sendRtcp(const uint8_t* data, size_t len) { return protectAndSend(data, len, true); }
+
+bool PeerCore::sendApplicationData(const uint8_t* data, size_t len) {
+  if (state_ != PeerState::Connected || !dtls_ || !ice_.selected()) {
+    stats_.notSent++;
+    return false;
+  }
+  if (!dtls_->send(data, len)) return false;
+  flushDtls();
+  return true;
+}
 
 void PeerCore::close() {
   if (state_ == PeerState::Closed) return;

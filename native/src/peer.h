@@ -30,6 +30,8 @@ class PeerListener {
   virtual void onState(PeerState state, const std::string& detail) = 0;
   /** ICE selected a new remote address (the shared-port mux routes its 5-tuple here). */
   virtual void onSelected(const SockAddr& remote) {}
+  /** One DTLS application-data record (SCTP, for data channels). `data` is valid during the call. */
+  virtual void onApplicationData(const uint8_t* data, size_t len) {}
 };
 
 struct PeerStats {
@@ -66,6 +68,8 @@ class PeerCore {
   void setNow(uint64_t nowMs) { nowMs_ = nowMs; }
   bool sendRtp(const uint8_t* data, size_t len);
   bool sendRtcp(const uint8_t* data, size_t len);
+  /** One DTLS application-data record (an SCTP packet); false before DTLS is up or above 16 KiB. */
+  bool sendApplicationData(const uint8_t* data, size_t len);
   void close();
 
   PeerState state() const { return state_; }

@@ -40,12 +40,14 @@ struct Endpoint : pb::PeerListener {
   std::deque<Datagram>& wire;
   pb::SockAddr self;
   std::vector<std::vector<uint8_t>> media;
+  std::vector<std::vector<uint8_t>> appData;
   std::vector<std::string> states;
   std::vector<pb::SockAddr> selected;
   void sendTo(const pb::SockAddr& to, const uint8_t* d, size_t n) override {
     wire.push_back({self, to, std::vector<uint8_t>(d, d + n)});
   }
   void onMedia(bool, const uint8_t* d, size_t n) override { media.emplace_back(d, d + n); }
+  void onApplicationData(const uint8_t* d, size_t n) override { appData.emplace_back(d, d + n); }
   void onState(pb::PeerState s, const std::string&) override { states.push_back(pb::peerStateName(s)); }
   void onSelected(const pb::SockAddr& a) override { selected.push_back(a); }
 };
@@ -194,6 +196,40 @@ TEST(controlling_client_connects_to_a_lite_server_and_moves_srtp_both_ways) {
   net.run(3100);
   net.client.setNow(net.now);
   EXPECT(net.client.sendRtp(p.data(), p.size()));
+}
+
+TEST(dtls_application_data_moves_both_ways_record_by_record_only_once_connected) {
+  Net net;
+  net.setUp();
+  const std::vector<uint8_t> early = {1, 2, 3};
+  EXPECT(!net.client.sendApplicationData(early.data(), early.size()));  // no DTLS yet
+  net.client.startControlling("srvU", kServerPwd, kServerAddr);
+  net.deliver();
+  for (int i = 0; i < 50 && net.client.state() != pb::PeerState::Connected; i++) net.run(10);
+  EXPECT(net.client.state() == pb::PeerState::Connected && net.server.state() == pb::PeerState::Connected);
+  // An SCTP-sized record each way, then a burst: order and bytes kept, no record merged or split.
+  std::vector<uint8_t> big(1200);
+  for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<uint8_t>(i * 13);
+  net.client.setNow(net.now);
+  EXPECT(net.client.sendApplicationData(big.data(), big.size()));
+  for (uint8_t k = 0; k < 20; k++) {
+    std::vector<uint8_t> r(1 + k, k);
+    EXPECT(net.server.sendApplicationData(r.data(), r.size()));
+  }
+  net.deliver();
+  EXPECT(net.srv.appData.size() == 1 && net.srv.appData[0] == big);
+  EXPECT(net.cli.appData.size() == 20);
+  for (uint8_t k = 0; k < 20 && k < net.cli.appData.size(); k++)
+    EXPECT(net.cli.appData[k] == std::vector<uint8_t>(1 + k, k));
+  // Neither side mistook a record for media.
+  EXPECT(net.srv.media.empty() && net.cli.media.empty());
+  // Empty and oversize records are refused.
+  std::vector<uint8_t> huge(16385, 7);
+  EXPECT(!net.server.sendApplicationData(huge.data(), 0));
+  EXPECT(!net.server.sendApplicationData(huge.data(), huge.size()));
+  net.server.close();
+  net.deliver();
+  EXPECT(!net.server.sendApplicationData(big.data(), big.size()));
 }
 
 TEST(responses_that_are_not_authenticated_answers_validate_nothing) {

@@ -73,7 +73,8 @@ export interface NativeControllingOptions {
 
 /**
  * One transport (ICE-lite, DTLS-SRTP) on a socket (native/src/peer.h). `onMedia` is called once per receive
- * batch with every decrypted packet of the batch: `[u16 length][u8 kind: 0 RTP, 1 RTCP][u8 0][bytes]…`.
+ * batch with every decrypted packet of the batch: `[u16 length][u8 kind: 0 RTP, 1 RTCP, 2 DTLS application
+ * data (SCTP)][u8 0][bytes]…`.
  */
 export interface NativePeer {
   setRemote(
@@ -87,6 +88,8 @@ export interface NativePeer {
   /** Packets in the receive batches' framing (kind 0 RTP, 1 RTCP); returns how many were sent. */
   sendRtpBatch(batch: Buffer): number;
   sendRtcp(packet: Buffer): boolean;
+  /** One DTLS application-data record (an SCTP packet); false before DTLS is up, or empty / over 16 KiB. */
+  sendApplicationData(record: Buffer): boolean;
   /** Runs DTLS retransmissions (and client mode's checks); ms until DTLS wants another tick, -1 for none. */
   tick(): number;
   stats(): NativePeerStats;

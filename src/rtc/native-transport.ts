@@ -179,6 +179,11 @@ export class NativeTransport extends RtpTransportBase {
   private closing = false;
   /** Set while the DTLS handshake runs: its retransmission timer needs the fine cadence. */
   private handshaking = false;
+  /**
+   * DTLS application-data records (SCTP packets, for data channels) as they arrive, in order with the media
+   * of the same batch. Unset: they are dropped.
+   */
+  onApplicationData: ((record: Buffer) => void) | undefined;
 
   constructor(
     private readonly opts: NativeTransportOptions,
@@ -311,14 +316,20 @@ export class NativeTransport extends RtpTransportBase {
             nativeForwardBatch.deliver(packet, i);
             this.onRtp(packet);
             nativeForwardBatch.deliver(undefined, 0);
-          } else for (const p of RtcpPacketConverter.deSerialize(bytes)) this.onRtcp(p);
+          } else if (kind === 1) for (const p of RtcpPacketConverter.deSerialize(bytes)) this.onRtcp(p);
+          else if (kind === 2) this.onApplicationData?.(bytes);
         } catch (err) {
-          this.opts.onError(err, kind === 0 ? "inbound RTP" : "inbound RTCP");
+          this.opts.onError(err, kind === 0 ? "inbound RTP" : kind === 1 ? "inbound RTCP" : "inbound SCTP");
         }
       }
     } finally {
       nativeForwardBatch.end();
     }
+  }
+
+  /** One DTLS application-data record (an SCTP packet); false before DTLS is up or for an invalid size. */
+  sendApplicationData(record: Buffer): boolean {
+    return this.peer?.sendApplicationData(record) ?? false;
   }
 
   protected override forwardRtp(
