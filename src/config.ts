@@ -60,7 +60,7 @@ export interface Config {
     readonly endpointPolicy: EndpointPolicy;
     readonly caFile: string | undefined;
     readonly egressReorder: boolean;
-    readonly ingestOpusFec: boolean;
+    readonly ingestOpusFec: boolean | "adaptive";
     readonly ingestOpusComplexity: number;
     /** A peer we are reading from that sends nothing (not even a pong) this long after a ping is dropped. */
     readonly pingIntervalMs: number;
@@ -208,7 +208,14 @@ const shape = {
   "endpoint-policy": oneOf(["default", "strict"]),
   "ws-ca-file": path.optional(),
   "egress-reorder": boolean,
-  "ingest-opus-fec": boolean,
+  "ingest-opus-fec": z.string().transform((text, ctx): boolean | "adaptive" => {
+    const lower = text.toLowerCase();
+    if (lower === "adaptive") return "adaptive";
+    if (lower === "true" || lower === "1") return true;
+    if (lower === "false" || lower === "0") return false;
+    ctx.addIssue({ code: "custom", message: "expected adaptive, true, false, 1 or 0" });
+    return z.NEVER;
+  }),
   "ingest-opus-complexity": integer(0, 10, "an integer from 0 to 10"),
   "egress-reconnect-window-ms": durationMs,
   "ws-ping-interval-ms": durationMs,
@@ -393,9 +400,9 @@ const SETTINGS: { readonly [K in SettingName]: SettingMeta } = {
     description: "Extra PEM CA bundle trusted for wss:// endpoints (private CAs).",
   },
   "ingest-opus-fec": {
-    default: "true",
+    default: "adaptive",
     description:
-      "Ingest tracks carry Opus in-band FEC (robust to loss on the way to listeners; ~3x the encode CPU of plain CELT).",
+      "Opus in-band FEC on ingest tracks: adaptive (on while a subscriber's receiver reports show loss, off 10 s after they are clean), true (always; ~3x the encode CPU) or false.",
   },
   "ingest-opus-complexity": {
     default: "5",
@@ -651,7 +658,8 @@ function parseFlags(argv: readonly string[], problems: string[]): Map<SettingNam
       } else if (value === undefined) {
         // `--examples false` reads naturally; only a boolean literal is consumed, so the next flag is never eaten.
         const next = argv[i + 1];
-        if (next !== undefined && /^(true|false|1|0)$/i.test(next)) {
+        const literal = key === "ingest-opus-fec" ? /^(true|false|1|0|adaptive)$/i : /^(true|false|1|0)$/i;
+        if (next !== undefined && literal.test(next)) {
           value = next;
           i++;
         } else {

@@ -89,6 +89,16 @@ export class OpusEncoder {
     this.#encoder.packet_loss = Math.round(loss);
   }
 
+  /**
+   * The loss (%) the encoder plans for from the next frame on: with inband FEC enabled, 0 means no FEC data
+   * (and the cheap CELT-leaning mode), ≥ 10 keeps speech in SILK/hybrid with FEC (AdaptiveFec decides).
+   */
+  setExpectedLoss(percent: number): void {
+    if (!(percent >= 0 && percent <= 100))
+      throw new RangeError(`expected loss must be 0–100 %, got ${percent}`);
+    this.#encoder.packet_loss = Math.round(percent);
+  }
+
   /** Encoder delay in samples per channel (decoded audio lags the input by this much). */
   get lookaheadSamples(): number {
     // lib.d.ts misspells the getter ("lookhead"); the runtime property is "lookahead".

@@ -218,6 +218,7 @@ export class ForwardingSendStream implements SendStream {
 
   onReceiverReport(r: { fractionLost: number; packetsLost: number; jitter: number }): void {
     this.lastReport = { fractionLost: r.fractionLost, packetsLost: r.packetsLost, jitter: r.jitter };
+    if (!this.closed) this.track.reportReceiverLoss(this, r.fractionLost / 256);
   }
 
   /** Sender-report fields for this stream at a wall-clock time (Unix ms). */

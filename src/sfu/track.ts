@@ -26,6 +26,8 @@ export interface TrackPublisher {
   requestKeyframe?(layer: number): void;
   /** RTP header extension id → URI as negotiated with the publisher, for remapping. */
   extensionUri?(id: number): string | undefined;
+  /** A subscriber (`from`, stable per subscriber) reported `fractionLost` (0..1) of this track's packets. */
+  onReceiverLoss?(from: unknown, fractionLost: number): void;
 }
 
 export interface TrackSink {
@@ -141,6 +143,11 @@ export class Track {
 
   extensionUri(id: number): string | undefined {
     return this.publisher.extensionUri?.(id);
+  }
+
+  /** A subscriber's receiver report about this track: passed to the publisher (adaptive FEC). */
+  reportReceiverLoss(from: unknown, fractionLost: number): void {
+    if (this.endReason === undefined) this.publisher.onReceiverLoss?.(from, fractionLost);
   }
 
   requestKeyframe(layer = 0): void {

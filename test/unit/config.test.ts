@@ -92,7 +92,7 @@ describe("loadConfig defaults", () => {
       endpointPolicy: "default",
       caFile: undefined,
       egressReorder: true,
-      ingestOpusFec: true,
+      ingestOpusFec: "adaptive",
       ingestOpusComplexity: 5,
       egressReconnectWindowMs: 15000,
       pingIntervalMs: 10000,
@@ -214,6 +214,21 @@ describe("loadConfig precedence", () => {
       /--turn-urls.*turn\/turns: URLs.*"http:\/\/x"/,
     );
     assert.match(configError(["--stun-urls", "turn:x:3478"]).message, /--stun-urls.*"turn:x:3478"/);
+  });
+
+  test("ingest-opus-fec: adaptive (default), true, false, --no-", () => {
+    assert.equal(loadConfig([], {}).adapter.ingestOpusFec, "adaptive");
+    assert.equal(loadConfig(["--ingest-opus-fec", "true"], {}).adapter.ingestOpusFec, true);
+    assert.equal(loadConfig(["--no-ingest-opus-fec"], {}).adapter.ingestOpusFec, false);
+    assert.equal(
+      loadConfig(["--ingest-opus-fec", "ADAPTIVE", "--http-port", "1"], {}).adapter.ingestOpusFec,
+      "adaptive",
+    );
+    assert.equal(loadConfig([], { PATCHBAY_INGEST_OPUS_FEC: "0" }).adapter.ingestOpusFec, false);
+    assert.match(
+      configError(["--ingest-opus-fec=sometimes"]).message,
+      /--ingest-opus-fec.*expected adaptive, true, false, 1 or 0/,
+    );
   });
 
   test("rtc-listen-ip follows http-host unless set", () => {

@@ -31,6 +31,8 @@ export interface AdapterStatus {
   reconnects: number;
   /** Times reading paused because the endpoint sent more than --ws-max-messages-per-second. */
   rateLimitPauses: number;
+  /** Ingest: the Opus encoder currently adds in-band FEC (--ingest-opus-fec; adaptive follows subscribers' loss). */
+  fecActive?: boolean;
 }
 
 export interface AdapterLinkOptions extends LinkCoreOptions {

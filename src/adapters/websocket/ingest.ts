@@ -1,5 +1,6 @@
 import { randomInt } from "node:crypto";
 import type WebSocket from "ws";
+import { AdaptiveFec } from "../../media/adaptive-fec.ts";
 import { FRAME_BYTES } from "../../media/audio-format.ts";
 import { OpusEncoder } from "../../media/opus-encoder.ts";
 import { Pacer } from "../../media/pacer.ts";
@@ -21,7 +22,8 @@ const PADDING_ALLOWANCE_BYTES = 50 * FRAME_BYTES;
 export interface IngestOptions extends AdapterLinkOptions {
   highWaterMs: number;
   lowWaterMs: number;
-  opusFec: boolean;
+  /** In-band FEC: always, never, or while subscribers report loss (AdaptiveFec). */
+  opusFec: boolean | "adaptive";
   opusComplexity: number;
   /**
    * A frame left: it arrived at `arrivalMs`, its turn came at `startMs` (its slot's due time, or its
@@ -54,6 +56,8 @@ export class IngestAdapter extends Adapter {
   /** Why the endpoint went away; set while its queued audio plays out. */
   private endpointGone: string | undefined;
   private queueFull = false;
+  /** Set in adaptive FEC mode; its decision is applied to the encoder once per slot. */
+  private readonly fec: AdaptiveFec | undefined;
   private audioBytes = 0;
   private paddingBytes = 0;
 
@@ -66,8 +70,22 @@ export class IngestAdapter extends Adapter {
   ) {
     super(id, trackName, endpoint, opts);
     this.pacer = new Pacer({ highWaterMs: opts.highWaterMs, lowWaterMs: opts.lowWaterMs });
-    this.encoder = new OpusEncoder({ inbandFec: opts.opusFec, complexity: opts.opusComplexity });
-    this.track = session.publish({ name: trackName, kind: "audio", codec: OPUS, publisher: {} });
+    const adaptive = opts.opusFec === "adaptive";
+    this.fec = adaptive ? new AdaptiveFec() : undefined;
+    this.encoder = new OpusEncoder({
+      inbandFec: opts.opusFec !== false,
+      // Adaptive starts clean: no FEC until a subscriber reports loss.
+      packetLossPercent: adaptive ? 0 : undefined,
+      complexity: opts.opusComplexity,
+    });
+    this.track = session.publish({
+      name: trackName,
+      kind: "audio",
+      codec: OPUS,
+      publisher: {
+        onReceiverLoss: (from, fractionLost) => this.fec?.onReport(from, fractionLost, this.opts.now()),
+      },
+    });
     // The session exists for this track only (SPEC §1.3).
     this.track.closed.subscribe((reason) => {
       this.close(reason);
@@ -88,10 +106,16 @@ export class IngestAdapter extends Adapter {
     if (ws.isPaused && !this.link?.readingPaused) ws.resume();
   }
 
+  /** Whether the encoder currently adds in-band FEC (expected loss > 0). */
+  get fecActive(): boolean {
+    return this.opts.opusFec === true || (this.fec?.active ?? false);
+  }
+
   status(): AdapterStatus {
     const c = this.pacer.counters;
     return {
       ...this.baseStatus(),
+      fecActive: this.fecActive,
       frames: c.framesPlayed,
       queuedMs: this.pacer.queuedMs,
       maxQueuedMs: c.maxQueuedMs,
@@ -158,6 +182,11 @@ export class IngestAdapter extends Adapter {
       this.setQueueFull(false);
     }
     this.tickLink(now);
+    if (this.fec) {
+      const before = this.fec.percent;
+      const percent = this.fec.poll(now);
+      if (percent !== before) encoder.setExpectedLoss(percent);
+    }
     this.track.write(this.packetizer.packetize(encoder.encodeSlot(frame), { marker: afterSilence }));
     if (frame) {
       const arrived = this.arrivals[this.arrivalHead++];
