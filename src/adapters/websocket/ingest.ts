@@ -5,6 +5,7 @@ import { FRAME_BYTES } from "../../media/audio-format.ts";
 import { OpusEncoder } from "../../media/opus-encoder.ts";
 import { Pacer } from "../../media/pacer.ts";
 import { PcmFramer } from "../../media/pcm-framer.ts";
+import { type MarkResult, PlayoutMarks } from "../../media/playout-marks.ts";
 import { OpusRtpPacketizer } from "../../media/rtp-packetizer.ts";
 import type { MediaScheduler, Registration } from "../../media/scheduler.ts";
 import type { Session } from "../../sfu/session.ts";
@@ -25,6 +26,12 @@ export interface IngestOptions extends AdapterLinkOptions {
   /** In-band FEC: always, never, or while subscribers report loss (AdaptiveFec). */
   opusFec: boolean | "adaptive";
   opusComplexity: number;
+  /**
+   * "json": the endpoint may send text frames {"event":"clear"} and {"event":"mark","mark":{"name":…}} and hears
+   * back {"event":"mark","mark":{"name":…},"status":"played"|"cleared"} and {"event":"cleared",…} (barge-in;
+   * proto/control.md). Otherwise text frames are ignored, as Cloudflare's adapter does.
+   */
+  control?: "json";
   /**
    * A frame left: it arrived at `arrivalMs`, its turn came at `startMs` (its slot's due time, or its
    * arrival if that was later) and its RTP packet was written at `sentMs` (all on `now()`'s clock).
@@ -58,6 +65,9 @@ export class IngestAdapter extends Adapter {
   private queueFull = false;
   /** Set in adaptive FEC mode; its decision is applied to the encoder once per slot. */
   private readonly fec: AdaptiveFec | undefined;
+  /** control: "json" only. */
+  private readonly marks: PlayoutMarks | undefined;
+  clears = 0;
   private audioBytes = 0;
   private paddingBytes = 0;
 
@@ -70,6 +80,7 @@ export class IngestAdapter extends Adapter {
   ) {
     super(id, trackName, endpoint, opts);
     this.pacer = new Pacer({ highWaterMs: opts.highWaterMs, lowWaterMs: opts.lowWaterMs });
+    this.marks = opts.control === "json" ? new PlayoutMarks() : undefined;
     const adaptive = opts.opusFec === "adaptive";
     this.fec = adaptive ? new AdaptiveFec() : undefined;
     this.encoder = new OpusEncoder({
@@ -129,6 +140,10 @@ export class IngestAdapter extends Adapter {
     if (this.state === "closed") return;
     this.messages++;
     if (!isBinary) {
+      if (this.marks) {
+        this.onControl(data.toString("utf8"));
+        return;
+      }
       this.textMessagesIgnored++;
       if (this.textMessagesIgnored === 1) this.opts.onTextMessage?.(this);
       return;
@@ -167,6 +182,58 @@ export class IngestAdapter extends Adapter {
     }
   }
 
+  /**
+   * A control message (control: "json"). clear: every queued frame and the partial one are dropped at once
+   * (nothing more of them is encoded; the next slot is silence), pending marks report "cleared". mark: reported
+   * "played" once everything sent before it has left as RTP. Not JSON, or a mark without a usable name: closed
+   * 1007; too many pending marks: 1008; an unknown event: ignored (counted), so endpoints can be newer than us.
+   */
+  private onControl(text: string): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      this.close(`invalid control message: not JSON (${Buffer.byteLength(text)} bytes)`, 1007);
+      return;
+    }
+    const event = (msg as { event?: unknown } | null)?.event;
+    if (event === "clear") {
+      const dropped = this.pacer.clear() + (this.framer.pendingBytes > 0 ? 1 : 0);
+      this.framer = new PcmFramer();
+      this.arrivals = [];
+      this.arrivalHead = 0;
+      this.clears++;
+      const cleared = this.marks!.clear();
+      this.sendControl({ event: "cleared", frames: dropped, marks: cleared.length });
+      for (const m of cleared) this.sendMark(m);
+      return;
+    }
+    if (event === "mark") {
+      const name = (msg as { mark?: { name?: unknown } }).mark?.name;
+      if (typeof name !== "string" || name.length === 0 || name.length > 256) {
+        this.close("invalid control message: a mark needs mark.name, a string of 1 to 256 characters", 1007);
+        return;
+      }
+      const c = this.pacer.counters;
+      if (!this.marks!.add(name, c.framesPlayed, this.pacer.queuedFrames, this.framer.pendingBytes > 0)) {
+        this.close(`more than ${this.marks!.maxPending} marks pending`, 1008);
+        return;
+      }
+      for (const m of this.marks!.onPlayed(c.framesPlayed)) this.sendMark(m);
+      return;
+    }
+    this.textMessagesIgnored++;
+  }
+
+  private sendMark(m: MarkResult): void {
+    this.sendControl({ event: "mark", mark: { name: m.name }, status: m.status });
+  }
+
+  private sendControl(msg: object): void {
+    const ws = this.ws;
+    if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
+  }
+
   private enqueue(frame: Int16Array, now: number): void {
     this.pacer.enqueue(frame);
     this.arrivals.push(now);
@@ -188,6 +255,8 @@ export class IngestAdapter extends Adapter {
       if (percent !== before) encoder.setExpectedLoss(percent);
     }
     this.track.write(this.packetizer.packetize(encoder.encodeSlot(frame), { marker: afterSilence }));
+    if (frame && this.marks)
+      for (const m of this.marks.onPlayed(this.pacer.counters.framesPlayed)) this.sendMark(m);
     if (frame) {
       const arrived = this.arrivals[this.arrivalHead++];
       if (this.arrivalHead > 1024 && this.arrivalHead * 2 > this.arrivals.length) {

@@ -370,7 +370,7 @@ export class AdapterManager {
 
   /** Dials the endpoint, then creates the ingest session and track. */
   async createIngest(
-    item: { trackName: string; endpoint: URL },
+    item: { trackName: string; endpoint: URL; control?: "json" },
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
     const cfg = this.deps.config;
@@ -397,6 +397,7 @@ export class AdapterManager {
       highWaterMs: cfg.ingestHighWaterMs,
       lowWaterMs: cfg.ingestLowWaterMs,
       opusFec: cfg.ingestOpusFec,
+      control: item.control,
       opusComplexity: cfg.ingestOpusComplexity,
       onFrame: (arrivalMs, startMs, sentMs) => {
         m.adapterFrames.inc({ direction: "ingest" });

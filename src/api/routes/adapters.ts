@@ -15,6 +15,7 @@ const AdapterItem = z.looseObject({
   inputCodec: z.string().optional(),
   outputCodec: z.string().optional(),
   mode: z.string().optional(),
+  control: z.string().optional(),
 });
 const NewBody = z.looseObject({ tracks: z.array(AdapterItem).optional() });
 const CloseBody = z.looseObject({
@@ -46,6 +47,11 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
       const items = body.tracks!.map((t, i) => {
         if (t.location !== "local" && t.location !== "remote")
           throw new ApiError("invalid_params", `tracks[${i}].location must be "local" or "remote"`);
+        if (t.control !== undefined && (t.location !== "local" || t.control !== "json"))
+          throw new ApiError(
+            "invalid_params",
+            `tracks[${i}].control: only "json" on a local (ingest) item is supported, got ${JSON.stringify(t.control)} on a ${t.location} item`,
+          );
         if (t.location === "local") {
           required(t, i, "trackName", "endpoint", "inputCodec");
           if (t.inputCodec !== "pcm")
@@ -89,7 +95,14 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
                     { sessionId: t.sessionId!, trackName: t.trackName!, endpoint: t.url },
                     left.signal,
                   )
-              : await manager.createIngest({ trackName: t.trackName!, endpoint: t.url }, left.signal);
+              : await manager.createIngest(
+                  {
+                    trackName: t.trackName!,
+                    endpoint: t.url,
+                    control: t.control === "json" ? "json" : undefined,
+                  },
+                  left.signal,
+                );
           if ("errorCode" in r) return { trackName: t.trackName, ...r };
           return {
             trackName: t.trackName,
