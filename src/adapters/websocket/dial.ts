@@ -22,6 +22,8 @@ export interface DialOptions {
    * caller's continuation runs, and are lost.
    */
   pauseOnOpen?: boolean;
+  /** Extra request headers of the handshake (the item's `headers`, validated by dial-headers.ts). */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -45,6 +47,7 @@ export function dial(url: URL, opts: DialOptions): Promise<DialResult> {
       maxPayload: opts.maxPayload,
       lookup: pinned,
       ca: opts.ca,
+      headers: opts.headers,
     });
     ws.binaryType = "nodebuffer";
     // On a message above maxPayload (1009) or with too many fragments (1008), ws closes the socket itself

@@ -149,6 +149,7 @@ export class AdapterManager {
     endpoint: URL,
     pauseOnOpen: boolean,
     signal?: AbortSignal,
+    headers?: Record<string, string>,
   ): Promise<DialResult | AdapterItemError> {
     const cfg = this.deps.config;
     const started = this.deps.now();
@@ -180,6 +181,7 @@ export class AdapterManager {
       maxPayload: cfg.maxMessageBytes,
       ca: this.ca,
       pauseOnOpen,
+      headers,
     });
     if (result.ok) return result;
     if (result.code === "websocket_connection_timeout")
@@ -199,10 +201,11 @@ export class AdapterManager {
   private async reserveAndDial(
     endpoint: URL,
     signal?: AbortSignal,
+    headers?: Record<string, string>,
   ): Promise<{ ws: WebSocket } | AdapterItemError> {
     const quota = this.reserve();
     if (quota) return quota;
-    const dialed = await this.connect(endpoint, true, signal);
+    const dialed = await this.connect(endpoint, true, signal, headers);
     if ("ok" in dialed && dialed.ok) return dialed;
     this.release();
     return "ok" in dialed ? { errorCode: dialed.code, errorDescription: dialed.description } : dialed;
@@ -220,7 +223,7 @@ export class AdapterManager {
 
   /** Subscribes an egress adapter to an existing track (media or not yet), after the handshake. */
   async createEgress(
-    item: { sessionId: string; trackName: string; endpoint: URL },
+    item: { sessionId: string; trackName: string; endpoint: URL; headers?: Record<string, string> },
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
     const track = this.app.findTrack(item.sessionId, item.trackName);
@@ -232,7 +235,7 @@ export class AdapterManager {
           : `no track ${item.trackName} in session ${item.sessionId}`,
       };
     }
-    const dialed = await this.reserveAndDial(item.endpoint, signal);
+    const dialed = await this.reserveAndDial(item.endpoint, signal, item.headers);
     if (!("ws" in dialed)) return dialed;
     if (track.ended || this.shuttingDown) {
       this.release();
@@ -247,7 +250,7 @@ export class AdapterManager {
       reconnectWindowMs: this.deps.config.egressReconnectWindowMs,
       shuttingDown: () => this.shuttingDown,
       redial: async () => {
-        const r = await this.connect(item.endpoint, true, this.shutdown.signal);
+        const r = await this.connect(item.endpoint, true, this.shutdown.signal, item.headers);
         return "ok" in r
           ? r
           : { ok: false, code: "websocket_handshake_failed", description: r.errorDescription };
@@ -305,7 +308,7 @@ export class AdapterManager {
 
   /** Starts the video decoder, dials the endpoint, then streams the track's images to it as JPEG. */
   async createJpegEgress(
-    item: { sessionId: string; trackName: string; endpoint: URL },
+    item: { sessionId: string; trackName: string; endpoint: URL; headers?: Record<string, string> },
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
     const track = this.app.findTrack(item.sessionId, item.trackName);
@@ -338,7 +341,7 @@ export class AdapterManager {
     } catch (err) {
       return { errorCode: "video_decoder_unavailable", errorDescription: (err as Error).message };
     }
-    const dialed = await this.reserveAndDial(item.endpoint, signal);
+    const dialed = await this.reserveAndDial(item.endpoint, signal, item.headers);
     if (!("ws" in dialed)) {
       decoder.close();
       return dialed;
@@ -370,11 +373,11 @@ export class AdapterManager {
 
   /** Dials the endpoint, then creates the ingest session and track. */
   async createIngest(
-    item: { trackName: string; endpoint: URL; control?: "json" },
+    item: { trackName: string; endpoint: URL; control?: "json"; headers?: Record<string, string> },
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
     const cfg = this.deps.config;
-    const dialed = await this.reserveAndDial(item.endpoint, signal);
+    const dialed = await this.reserveAndDial(item.endpoint, signal, item.headers);
     if (!("ws" in dialed)) return dialed;
     let session: ReturnType<AppState["createSession"]>;
     try {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { dialHeaders } from "../../adapters/websocket/dial-headers.ts";
 import { parseEndpoint } from "../../adapters/websocket/endpoint-policy.ts";
 import type { AdapterManager } from "../../adapters/websocket/manager.ts";
 import { ApiError } from "../errors.ts";
@@ -16,6 +17,7 @@ const AdapterItem = z.looseObject({
   outputCodec: z.string().optional(),
   mode: z.string().optional(),
   control: z.string().optional(),
+  headers: z.unknown().optional(),
 });
 const NewBody = z.looseObject({ tracks: z.array(AdapterItem).optional() });
 const CloseBody = z.looseObject({
@@ -73,7 +75,7 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
         }
         const url = parseEndpoint(t.endpoint!);
         if (!url) throw new ApiError("invalid_params", `tracks[${i}].endpoint must be a ws:// or wss:// URL`);
-        return { ...t, url };
+        return { ...t, url, dialHeaders: dialHeaders(t.headers, i) };
       });
       // A client that leaves before the answer abandons its dials: no adapter appears that nobody knows of.
       const left = new AbortController();
@@ -88,11 +90,21 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
             t.location === "remote"
               ? t.outputCodec === "jpeg"
                 ? await manager.createJpegEgress(
-                    { sessionId: t.sessionId!, trackName: t.trackName!, endpoint: t.url },
+                    {
+                      sessionId: t.sessionId!,
+                      trackName: t.trackName!,
+                      endpoint: t.url,
+                      headers: t.dialHeaders,
+                    },
                     left.signal,
                   )
                 : await manager.createEgress(
-                    { sessionId: t.sessionId!, trackName: t.trackName!, endpoint: t.url },
+                    {
+                      sessionId: t.sessionId!,
+                      trackName: t.trackName!,
+                      endpoint: t.url,
+                      headers: t.dialHeaders,
+                    },
                     left.signal,
                   )
               : await manager.createIngest(
@@ -100,6 +112,7 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
                     trackName: t.trackName!,
                     endpoint: t.url,
                     control: t.control === "json" ? "json" : undefined,
+                    headers: t.dialHeaders,
                   },
                   left.signal,
                 );
