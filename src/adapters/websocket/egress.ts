@@ -3,6 +3,7 @@ import { JitterBuffer, type JitterPacket } from "../../media/jitter-buffer.ts";
 import { OpusDecoder } from "../../media/opus-decoder.ts";
 import type { RtpPacket } from "../../media/rtp.ts";
 import type { MediaScheduler, Registration } from "../../media/scheduler.ts";
+import { SpeechDetector } from "../../media/speech-detector.ts";
 import type { Subscription, Track, TrackSink } from "../../sfu/track.ts";
 import { Adapter, type AdapterLinkOptions, type AdapterStatus } from "./adapter.ts";
 import type { DialResult } from "./dial.ts";
@@ -16,6 +17,11 @@ const FRAME_WIRE_BYTES = 3855;
 export interface EgressOptions extends AdapterLinkOptions {
   /** Reorder and conceal (default) or pass packets through in arrival order (benchmarks). */
   reorder: boolean;
+  /**
+   * Also send text frames {"event":"speech","state":"start"|"end","sequenceNumber","timestamp"} when speech
+   * starts and ends (SpeechDetector), in order with the PCM Packets they refer to (proto/control.md).
+   */
+  speechEvents?: boolean;
   /** Dial the same URL again (policy re-checked). */
   redial(): Promise<DialResult>;
   /** Socket buffer above which we stop writing and hold frames (default ≈ 1 s of audio). */
@@ -50,7 +56,9 @@ interface Arrived extends JitterPacket {
 }
 
 interface OutFrame {
+  /** A binary Packet, or (text set) a JSON event sent as a text frame in its place in the stream. */
   bytes: Uint8Array;
+  text?: string;
   /** PCM bytes in it (3 840 for 20 ms of 48 kHz stereo s16le). */
   pcmBytes: number;
   /** Arrival of the RTP packet it came from; NaN for concealed frames. */
@@ -68,6 +76,11 @@ export class EgressAdapter extends Adapter implements TrackSink {
   readonly direction = "egress" as const;
   private readonly jitter: JitterBuffer<Arrived>;
   private readonly decoder = new OpusDecoder();
+  private readonly speech: SpeechDetector | undefined;
+  /** Sequence number and timestamp of the frames SpeechDetector counted, for dating its events. */
+  private readonly frameIds: { seq: number; ts: number }[] = [];
+  /** Frames given to the speech detector so far. */
+  private speechFrames = 0;
   private sequence = 0;
   private pending: OutFrame[] = [];
   private dueSlots: number[] = [];
@@ -98,6 +111,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
     this.highWater = opts.sendHighWaterBytes ?? 50 * FRAME_WIRE_BYTES;
     this.maxPending = opts.maxPendingFrames ?? 25;
     this.backlog = opts.backlogFrames ?? 2000 / FRAME_MS;
+    this.speech = opts.speechEvents ? new SpeechDetector() : undefined;
   }
 
   get sessionId(): string {
@@ -198,6 +212,26 @@ export class EgressAdapter extends Adapter implements TrackSink {
       pcmBytes: payload.byteLength,
       arrivalMs,
     });
+    if (this.speech) this.detectSpeech(pcm, timestamp);
+  }
+
+  /** Runs the detector on the frame just queued; an event goes right after it, dated to the frame it names. */
+  private detectSpeech(pcm: Int16Array, timestamp: number): void {
+    const ids = this.frameIds;
+    ids.push({ seq: this.sequence, ts: timestamp });
+    // The detector names frames at most hangover (15) frames back: keep a little more than that.
+    if (ids.length > 64) ids.splice(0, ids.length - 32);
+    const index = this.speechFrames++;
+    const ev = this.speech!.push(pcm);
+    if (!ev) return;
+    const back = index - ev.frame;
+    const id = ids[ids.length - 1 - back] ?? ids[0];
+    this.pending.push({
+      bytes: new Uint8Array(0),
+      text: JSON.stringify({ event: "speech", state: ev.state, sequenceNumber: id.seq, timestamp: id.ts }),
+      pcmBytes: 0,
+      arrivalMs: Number.NaN,
+    });
   }
 
   /**
@@ -210,6 +244,10 @@ export class EgressAdapter extends Adapter implements TrackSink {
       let sent = 0;
       while (sent < this.pending.length && ws.bufferedAmount < this.highWater) {
         const f = this.pending[sent++];
+        if (f.text !== undefined) {
+          ws.send(f.text);
+          continue;
+        }
         ws.send(f.bytes);
         this.frames++;
         this.messages++;
@@ -229,9 +267,13 @@ export class EgressAdapter extends Adapter implements TrackSink {
   private trim(max: number): void {
     const excess = this.pending.length - max;
     if (excess <= 0) return;
-    this.pending = this.pending.slice(excess); // oldest first: latency stays bounded
-    this.droppedFrames += excess;
-    this.opts.onDrop?.(excess);
+    // Oldest first: latency stays bounded. Speech events survive (an end must follow its start).
+    const dropped = this.pending.slice(0, excess);
+    const events = dropped.filter((f) => f.text !== undefined);
+    this.pending = [...events, ...this.pending.slice(excess)];
+    const frames = excess - events.length;
+    this.droppedFrames += frames;
+    if (frames > 0) this.opts.onDrop?.(frames);
   }
 
   // ---- socket life cycle ------------------------------------------------------------------

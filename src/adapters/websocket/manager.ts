@@ -223,7 +223,13 @@ export class AdapterManager {
 
   /** Subscribes an egress adapter to an existing track (media or not yet), after the handshake. */
   async createEgress(
-    item: { sessionId: string; trackName: string; endpoint: URL; headers?: Record<string, string> },
+    item: {
+      sessionId: string;
+      trackName: string;
+      endpoint: URL;
+      headers?: Record<string, string>;
+      speechEvents?: boolean;
+    },
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
     const track = this.app.findTrack(item.sessionId, item.trackName);
@@ -247,6 +253,7 @@ export class AdapterManager {
     const adapter = new EgressAdapter(id, item.trackName, item.endpoint.href, track, {
       ...this.linkOptions(),
       reorder: this.deps.config.egressReorder,
+      speechEvents: item.speechEvents,
       reconnectWindowMs: this.deps.config.egressReconnectWindowMs,
       shuttingDown: () => this.shuttingDown,
       redial: async () => {

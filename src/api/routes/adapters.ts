@@ -18,6 +18,7 @@ const AdapterItem = z.looseObject({
   mode: z.string().optional(),
   control: z.string().optional(),
   headers: z.unknown().optional(),
+  speechEvents: z.boolean().optional(),
 });
 const NewBody = z.looseObject({ tracks: z.array(AdapterItem).optional() });
 const CloseBody = z.looseObject({
@@ -53,6 +54,11 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
           throw new ApiError(
             "invalid_params",
             `tracks[${i}].control: only "json" on a local (ingest) item is supported, got ${JSON.stringify(t.control)} on a ${t.location} item`,
+          );
+        if (t.speechEvents !== undefined && (t.location !== "remote" || t.outputCodec !== "pcm"))
+          throw new ApiError(
+            "invalid_params",
+            `tracks[${i}].speechEvents applies to remote (egress) items with outputCodec "pcm"`,
           );
         if (t.location === "local") {
           required(t, i, "trackName", "endpoint", "inputCodec");
@@ -104,6 +110,7 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
                       trackName: t.trackName!,
                       endpoint: t.url,
                       headers: t.dialHeaders,
+                      speechEvents: t.speechEvents === true,
                     },
                     left.signal,
                   )
