@@ -20,8 +20,8 @@ import { sleep } from "./lib/async.ts";
 import {
   BENCH_DIR,
   installChildCleanup,
-  killAll,
   ROOT,
+  runBenchMain,
   spawnChild,
   stopChild,
   waitMessage,
@@ -136,14 +136,4 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => log.end(() => r()));
 }
 
-main().then(
-  () => {
-    killAll();
-    process.exit(0);
-  },
-  (err: unknown) => {
-    process.stderr.write(`barge-in benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    killAll();
-    process.exit(1);
-  },
-);
+runBenchMain("barge-in", main);

@@ -22,8 +22,8 @@ import { dirname, join, relative } from "node:path";
 import {
   BENCH_DIR,
   installChildCleanup,
-  killAll,
   ROOT,
+  runBenchMain,
   spawnChild,
   stopChild,
   waitMessage,
@@ -777,14 +777,4 @@ async function main(): Promise<number> {
   return steps.some((s) => s.verdict === "error") ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    killAll();
-    process.exit(code);
-  },
-  (err: unknown) => {
-    process.stderr.write(`forwarding benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    killAll();
-    process.exit(1);
-  },
-);
+runBenchMain("forwarding", main);

@@ -19,8 +19,8 @@ import { sleep } from "./lib/async.ts";
 import {
   BENCH_DIR,
   installChildCleanup,
-  killAll,
   ROOT,
+  runBenchMain,
   spawnChild,
   stopChild,
   waitMessage,
@@ -194,14 +194,4 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => log.end(() => r()));
 }
 
-main().then(
-  () => {
-    killAll();
-    process.exit(0);
-  },
-  (err: unknown) => {
-    process.stderr.write(`jpeg benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
-    killAll();
-    process.exit(1);
-  },
-);
+runBenchMain("jpeg", main);

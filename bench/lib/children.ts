@@ -15,6 +15,21 @@ export const ROOT = join(BENCH_DIR, "..");
 
 const live = new Set<ChildProcess>();
 
+/** Runs a benchmark's main: exit code from it (0 when it returns nothing), children killed either way. */
+export function runBenchMain(name: string, main: () => Promise<number | undefined | void>): void {
+  main().then(
+    (code) => {
+      killAll();
+      process.exit(code ?? 0);
+    },
+    (err: unknown) => {
+      process.stderr.write(`${name} benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+      killAll();
+      process.exit(1);
+    },
+  );
+}
+
 export function killAll(): void {
   for (const c of live) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 }

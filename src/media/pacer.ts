@@ -79,6 +79,11 @@ export class Pacer {
     this.lowWaterMs = low;
   }
 
+  /** Frames played so far (counters.framesPlayed without copying the counters). */
+  get framesPlayed(): number {
+    return this.#counters.framesPlayed;
+  }
+
   get queuedFrames(): number {
     return this.#queue.length - this.#head;
   }

@@ -459,11 +459,13 @@ export async function createEgress(
   api: ApiClient,
   from: { sessionId: string; trackName: string },
   endpoint: string,
+  /** More item fields (outputCodec "jpeg", speechEvents, headers…). */
+  extra: Record<string, unknown> = {},
 ): Promise<EgressCreated> {
   const res = await api.raw<{ tracks: (EgressCreated & { errorCode?: string })[] }>(
     "POST",
     "adapters/websocket/new",
-    { tracks: [{ location: "remote", ...from, endpoint, outputCodec: "pcm" }] },
+    { tracks: [{ location: "remote", ...from, endpoint, outputCodec: "pcm", ...extra }] },
   );
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.equal(res.body.tracks[0].errorCode, undefined, JSON.stringify(res.body));

@@ -85,10 +85,9 @@ describe("ingest barge-in (control: json)", { timeout: 90_000 }, () => {
       assert.ok(played.at < clearAt, "the 2 s mark was reported when its audio had left, before the clear");
       const cleared = control.find((c) => c.event === "cleared");
       assert.ok(cleared, `a cleared event: ${JSON.stringify(control)}`);
-      assert.ok(
-        cleared.frames! >= 800 && cleared.frames! <= 860,
-        `≈ 17 s of frames dropped: ${cleared.frames}`,
-      );
+      // Played before the clear: at least the 150 frames the subscriber had seen, at most what a busy machine
+      // had sent on meanwhile.
+      assert.ok(cleared.frames! >= 700 && cleared.frames! <= 850, `frames dropped: ${cleared.frames}`);
       assert.equal(cleared.marks, 1);
       assert.deepEqual(
         control.filter((c) => c.event === "mark").map((c) => [c.mark?.name, c.status]),
@@ -98,19 +97,18 @@ describe("ingest barge-in (control: json)", { timeout: 90_000 }, () => {
         ],
       );
 
-      // On the wire: decode in order; every packet that arrived 45 ms or more after the clear is silent.
+      // On the wire, counted rather than timed (a loaded machine delays packets, not their order): every
+      // frame not dropped was played, then one flush frame (the encoder's lookahead), then only canned silence.
+      const encoded = (p: { payload: Uint8Array }) => p.payload.length > 3;
+      const lastEncoded = sub.packets.findLastIndex(encoded);
+      assert.equal(sub.packets.filter(encoded).length, 1000 - cleared.frames! + 1, "played + flush frames");
+      assert.ok(sub.packets.length - lastEncoded > 40, "a second of canned silence after the clear");
       const dec = new OpusDecoder();
       const levels = sub.packets.map((p) => rms(dec.decode(p.payload)));
       dec.close();
-      const lateIndex = sub.times.findIndex((t) => t >= clearAt + 45);
-      const after = levels.slice(lateIndex);
-      assert.ok(after.length >= 40, "a second of track after the clear");
       assert.ok(
-        after.every((l) => l < 30),
-        `silence after the clear: ${after
-          .slice(0, 6)
-          .map((l) => l.toFixed(0))
-          .join(" ")}`,
+        levels.slice(lastEncoded + 1).every((l) => l < 30),
+        "silence after the clear",
       );
       const before = levels.slice(Math.max(0, clearIndex - 50), clearIndex);
       // Speech-like audio has syllables and pauses: measured ≈ 20 of the last 50 frames above 300.

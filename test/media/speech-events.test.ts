@@ -4,7 +4,7 @@ import { decodePacket } from "../../src/adapters/websocket/packet-codec.ts";
 import { encodeOpus, publishAudio } from "../helpers/rtc-client.ts";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { concatPcm, fromBytes, rms, silence, sine } from "../helpers/signals.ts";
-import { startEndpoint } from "../helpers/ws-endpoints.ts";
+import { createEgress, startEndpoint } from "../helpers/ws-endpoints.ts";
 
 // Egress with speechEvents: true (issue 14): a werift publisher talks, pauses, talks; the STT endpoint gets
 // start/end-of-speech text frames in order with the PCM Packets, each naming the Packet where speech starts or
@@ -24,23 +24,9 @@ describe("egress speech events", { timeout: 60_000 }, () => {
     const endpoint = await startEndpoint(() => {}, "/stt");
     try {
       const conn = endpoint.nextConnection();
-      const res = await srv.api.raw<{ tracks: { adapterId?: string; errorCode?: string }[] }>(
-        "POST",
-        "adapters/websocket/new",
-        {
-          tracks: [
-            {
-              location: "remote",
-              sessionId: pub.sessionId,
-              trackName: "mic",
-              endpoint: endpoint.url,
-              outputCodec: "pcm",
-              speechEvents: true,
-            },
-          ],
-        },
-      );
-      assert.equal(res.status, 200, JSON.stringify(res.body));
+      await createEgress(srv.api, { sessionId: pub.sessionId, trackName: "mic" }, endpoint.url, {
+        speechEvents: true,
+      });
       const ws = await conn;
       const msgs: Msg[] = [];
       ws.on("message", (data, isBinary) => {

@@ -214,12 +214,12 @@ export class IngestAdapter extends Adapter {
         this.close("invalid control message: a mark needs mark.name, a string of 1 to 256 characters", 1007);
         return;
       }
-      const c = this.pacer.counters;
-      if (!this.marks!.add(name, c.framesPlayed, this.pacer.queuedFrames, this.framer.pendingBytes > 0)) {
+      const played = this.pacer.framesPlayed;
+      if (!this.marks!.add(name, played, this.pacer.queuedFrames, this.framer.pendingBytes > 0)) {
         this.close(`more than ${this.marks!.maxPending} marks pending`, 1008);
         return;
       }
-      for (const m of this.marks!.onPlayed(c.framesPlayed)) this.sendMark(m);
+      for (const m of this.marks!.onPlayed(played)) this.sendMark(m);
       return;
     }
     this.textMessagesIgnored++;
@@ -255,8 +255,7 @@ export class IngestAdapter extends Adapter {
       if (percent !== before) encoder.setExpectedLoss(percent);
     }
     this.track.write(this.packetizer.packetize(encoder.encodeSlot(frame), { marker: afterSilence }));
-    if (frame && this.marks)
-      for (const m of this.marks.onPlayed(this.pacer.counters.framesPlayed)) this.sendMark(m);
+    if (frame && this.marks) for (const m of this.marks.onPlayed(this.pacer.framesPlayed)) this.sendMark(m);
     if (frame) {
       const arrived = this.arrivals[this.arrivalHead++];
       if (this.arrivalHead > 1024 && this.arrivalHead * 2 > this.arrivals.length) {
