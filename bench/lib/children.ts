@@ -16,11 +16,11 @@ export const ROOT = join(BENCH_DIR, "..");
 const live = new Set<ChildProcess>();
 
 /** Runs a benchmark's main: exit code from it (0 when it returns nothing), children killed either way. */
-export function runBenchMain(name: string, main: () => Promise<number | undefined | void>): void {
+export function runBenchMain(name: string, main: () => Promise<unknown>): void {
   main().then(
     (code) => {
       killAll();
-      process.exit(code ?? 0);
+      process.exit(typeof code === "number" ? code : 0);
     },
     (err: unknown) => {
       process.stderr.write(`${name} benchmark failed: ${err instanceof Error ? err.stack : String(err)}\n`);
