@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
-export type AdapterDirection = "ingest" | "egress";
+/** bidirectional: one socket both ways (the Twilio dialect). */
+export type AdapterDirection = "ingest" | "egress" | "bidirectional";
 
 /** Reports current counts at scrape time: call `add` once per object (or with a count). */
 export type CountSource<L extends string> = (
@@ -58,7 +59,7 @@ const QUEUE_BUCKETS = [
 
 /** The states of live adapters (a closed adapter is counted by patchbay_adapters_closed_total instead). */
 const ADAPTER_STATES = ["connecting", "open", "reconnecting"] as const;
-const DIRECTIONS: readonly AdapterDirection[] = ["ingest", "egress"];
+const DIRECTIONS: readonly AdapterDirection[] = ["ingest", "egress", "bidirectional"];
 
 function sourcedGauge<L extends string>(
   registry: Registry,

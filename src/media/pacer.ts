@@ -28,11 +28,20 @@ export interface PacerOptions {
   highWaterMs?: number;
   /** Resume reading at or below this much queued audio. Default highWaterMs / 2. */
   lowWaterMs?: number;
+  /**
+   * Length of one 20 ms frame in elements of the frame type: FRAME_VALUES (default) for wire frames, the
+   * endpoint's frame size in bytes when the queue holds frames in the endpoint's format (converted as
+   * they leave, so a minute-long burst costs no conversion CPU at arrival and less memory while queued).
+   */
+  frameLength?: number;
 }
 
-export interface PacerNext {
+/** A 20 ms frame: wire samples, or the endpoint's bytes. */
+export type PacerFrame = { readonly length: number };
+
+export interface PacerNext<F extends PacerFrame = Int16Array> {
   /** The frame for this slot, or null when the queue is empty (send silence). */
-  frame: Int16Array | null;
+  frame: F | null;
   /** True for the first real frame at the start or after ≥ 1 empty slot (set the RTP marker bit). */
   afterSilence: boolean;
 }
@@ -50,11 +59,12 @@ export interface PacerCounters {
   pauses: number;
 }
 
-export class Pacer {
+export class Pacer<F extends PacerFrame = Int16Array> {
   readonly highWaterMs: number;
   readonly lowWaterMs: number;
+  readonly frameLength: number;
   // Array + head index instead of shift(): 60 s is 3 000 frames and shift() would be O(n) per slot.
-  #queue: Int16Array[] = [];
+  #queue: F[] = [];
   #head = 0;
   #lastSlotSilent = true;
   #segmentOpen = false;
@@ -77,6 +87,7 @@ export class Pacer {
     if (!(low >= 0) || low > high) throw new RangeError(`lowWaterMs must be in [0, highWaterMs], got ${low}`);
     this.highWaterMs = high;
     this.lowWaterMs = low;
+    this.frameLength = options.frameLength ?? FRAME_VALUES;
   }
 
   /** Frames played so far (counters.framesPlayed without copying the counters). */
@@ -105,10 +116,10 @@ export class Pacer {
     return { ...this.#counters };
   }
 
-  /** Queues one 20 ms interleaved stereo frame. The Pacer keeps the reference; do not mutate it after. */
-  enqueue(frame: Int16Array): void {
-    if (frame.length !== FRAME_VALUES) {
-      throw new RangeError(`Pacer.enqueue: frame must have ${FRAME_VALUES} samples, got ${frame.length}`);
+  /** Queues one 20 ms frame. The Pacer keeps the reference; do not mutate it after. */
+  enqueue(frame: F): void {
+    if (frame.length !== this.frameLength) {
+      throw new RangeError(`Pacer.enqueue: frame must have length ${this.frameLength}, got ${frame.length}`);
     }
     this.#queue.push(frame);
     this.#segmentOpen = true;
@@ -126,7 +137,7 @@ export class Pacer {
   }
 
   /** Takes the frame for the current slot. Call exactly once per slot. */
-  next(): PacerNext {
+  next(): PacerNext<F> {
     if (this.#head < this.#queue.length) {
       const frame = this.#queue[this.#head];
       this.#head++;

@@ -79,7 +79,7 @@ describe('adapters/websocket/new with outputCodec "jpeg": refusals', () => {
     assert.equal(png.status, 406);
     assert.match(
       png.body.errorDescription ?? "",
-      /"png" is not supported \(use "pcm" for audio, "jpeg" for video\)/,
+      /"png" is not supported \(use "pcm", "pcmu" or "pcma" for audio, "jpeg" for video\)/,
     );
     const pcm = await server.api.raw<{ tracks: Item[] }>("POST", "adapters/websocket/new", {
       tracks: [

@@ -136,6 +136,11 @@ export interface PatchbayPageLib {
   close(label: string): void;
   /** Merged into the RTCConfiguration of every peer connection created after it (ICE servers, policy). */
   setPeerConfig(config: RTCConfiguration): void;
+  /**
+   * Records what the page hears on `label`'s audio track for `ms` (Web Audio, 48 kHz mono): base64 of
+   * s16le samples, so the test can compare the decoded audio itself, not just levels.
+   */
+  recordAudio(label: string, ms: number): Promise<string>;
 }
 
 type PatchbayWindow = Window & { patchbay: PatchbayPageLib };
@@ -464,6 +469,39 @@ function installPatchbayLib(): void {
     return [...(await statsMap(label)).values()];
   }
 
+  async function recordAudio(label: string, ms: number): Promise<string> {
+    const receiver = peer(label)
+      .getReceivers()
+      .find((r) => r.track.kind === "audio");
+    if (!receiver) throw new Error(`no audio receiver on ${label}`);
+    // The track also plays in the <audio> element firstTrack() made: Chromium feeds remote WebRTC audio
+    // into Web Audio only while a media element consumes it.
+    const ctx = new AudioContext({ sampleRate: 48_000 });
+    await ctx.resume();
+    const source = ctx.createMediaStreamSource(new MediaStream([receiver.track]));
+    // ScriptProcessorNode: deprecated, but one node and no worklet module to serve; fine for a test.
+    const proc = ctx.createScriptProcessor(4096, 1, 1);
+    const chunks: Float32Array[] = [];
+    proc.onaudioprocess = (e) => chunks.push(Float32Array.from(e.inputBuffer.getChannelData(0)));
+    source.connect(proc);
+    proc.connect(ctx.destination);
+    await new Promise((r) => setTimeout(r, ms));
+    source.disconnect();
+    proc.disconnect();
+    await ctx.close();
+    const n = chunks.reduce((a, c) => a + c.length, 0);
+    const pcm = new Int16Array(n);
+    let o = 0;
+    for (const c of chunks)
+      for (let i = 0; i < c.length; i++)
+        pcm[o++] = Math.max(-32768, Math.min(32767, Math.round(c[i] * 32768)));
+    const bytes = new Uint8Array(pcm.buffer);
+    let bin = "";
+    for (let i = 0; i < bytes.length; i += 0x8000)
+      bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(bin);
+  }
+
   (window as unknown as PatchbayWindow).patchbay = {
     publish,
     pullWithOffer,
@@ -471,6 +509,7 @@ function installPatchbayLib(): void {
     inbound,
     waitFlowing,
     stats,
+    recordAudio,
     connectionState: (label) => peer(label).connectionState,
     close: (label) => {
       pcs.get(label)?.close();
@@ -574,6 +613,18 @@ export class ClientPage {
     );
   }
 
+  /** 48 kHz mono s16 of what the page heard on `label` for `ms` (see PatchbayPageLib.recordAudio). */
+  async recordAudio(label: string, ms: number): Promise<Int16Array> {
+    const b64 = await this.run(
+      this.page.evaluate(
+        ([label, ms]) => (window as unknown as PatchbayWindow).patchbay.recordAudio(label, ms),
+        [label, ms] as const,
+      ),
+    );
+    const buf = Buffer.from(b64, "base64");
+    return new Int16Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+  }
+
   connectionState(label: string): Promise<string> {
     return this.run(
       this.page.evaluate(
@@ -614,14 +665,18 @@ export interface BrowserHarness {
  * One Chromium with a fresh profile. `serverUrl` is the test server's origin (`startTestServer().url`).
  * Close it in `after()`.
  */
-export async function launchBrowser(serverUrl: string): Promise<BrowserHarness> {
+export async function launchBrowser(
+  serverUrl: string,
+  /** More Chromium flags, e.g. --use-file-for-fake-audio-capture=<wav> for a microphone that says what the test chose. */
+  extraArgs: string[] = [],
+): Promise<BrowserHarness> {
   const profile = mkdtempSync(join(tmpdir(), "patchbay-chromium-"));
   let context: BrowserContext;
   try {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM_PATH,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS, ...extraArgs],
       // Playwright's headless defaults add --mute-audio: harmless, audioLevel/totalAudioEnergy are measured
       // on the receive path before the (muted) output device.
       permissions: ["microphone", "camera"],

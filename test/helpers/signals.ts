@@ -429,3 +429,34 @@ export function alignAndCorrelate(
     waveform,
   };
 }
+
+/**
+ * Envelope correlation per window of the reference, each aligned on its own within ±slackMs of
+ * `lagSamples` (from a first whole-clip alignment). For receivers that may stretch time a little, such as a
+ * browser's jitter buffer speeding up at the start of a talk-spurt: the content must match everywhere, the
+ * alignment only nearly. A window whose audio is missing from `received` scores 0.
+ */
+export function windowCorrelations(
+  reference: Int16Array,
+  received: Int16Array,
+  lagSamples: number,
+  { channels = CHANNELS, windowMs = 500, slackMs = 60 } = {},
+): number[] {
+  const win = windowMs * SAMPLES_PER_MS;
+  const slack = slackMs * SAMPLES_PER_MS;
+  const recFrames = received.length / channels;
+  const out: number[] = [];
+  for (let start = 0; start + win <= reference.length / channels; start += win) {
+    const refSeg = reference.subarray(start * channels, (start + win) * channels);
+    const from = Math.max(0, start + lagSamples - slack);
+    const to = Math.min(recFrames, start + lagSamples + win + slack);
+    if (to - from < win) {
+      out.push(0);
+      continue;
+    }
+    const recSeg = received.subarray(from * channels, to * channels);
+    const expected = start + lagSamples - from;
+    out.push(alignAndCorrelate(refSeg, recSeg, { channels, maxLagSamples: expected + slack }).correlation);
+  }
+  return out;
+}

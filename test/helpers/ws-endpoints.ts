@@ -85,9 +85,12 @@ export async function startEndpoint(
   };
 }
 
-/** Split PCM bytes into `Packet` messages of `chunkBytes` payload each (unaligned on purpose). */
-export function chunkPackets(pcm: Int16Array, chunkBytes: number): Uint8Array[] {
-  const bytes = toBytes(pcm);
+/**
+ * Split PCM (samples, or bytes already in an endpoint's format) into `Packet` messages of `chunkBytes`
+ * payload each (unaligned on purpose).
+ */
+export function chunkPackets(pcm: Int16Array | Uint8Array, chunkBytes: number): Uint8Array[] {
+  const bytes = pcm instanceof Uint8Array ? pcm : toBytes(pcm);
   const out: Uint8Array[] = [];
   let seq = 0;
   for (let off = 0; off < bytes.length; off += chunkBytes) {
@@ -101,7 +104,7 @@ export function chunkPackets(pcm: Int16Array, chunkBytes: number): Uint8Array[] 
 export const EMPTY_PACKET = encodePacket({ sequenceNumber: 0, timestamp: 0, payload: new Uint8Array(0) });
 
 /** Behaves like Cloudflare's TTS example: the whole clip as fast as possible in 16 KiB chunks, then an empty packet. */
-export function ttsBurst(pcm: Int16Array, chunkBytes = 16 * 1024): (ws: WebSocket) => void {
+export function ttsBurst(pcm: Int16Array | Uint8Array, chunkBytes = 16 * 1024): (ws: WebSocket) => void {
   return (ws) => {
     for (const m of chunkPackets(pcm, chunkBytes)) ws.send(m);
     ws.send(EMPTY_PACKET);
@@ -243,11 +246,13 @@ export async function createIngest(
   api: ApiClient,
   endpoint: string,
   trackName = "tts",
+  /** More item fields (inputCodec, sampleRate, channels, control…). */
+  extra: Record<string, unknown> = {},
 ): Promise<IngestCreated> {
   const res = await api.raw<{ tracks: (IngestCreated & { errorCode?: string })[] }>(
     "POST",
     "adapters/websocket/new",
-    { tracks: [{ location: "local", trackName, endpoint, inputCodec: "pcm", mode: "buffer" }] },
+    { tracks: [{ location: "local", trackName, endpoint, inputCodec: "pcm", mode: "buffer", ...extra }] },
   );
   assert.equal(res.status, 200, JSON.stringify(res.body));
   assert.equal(res.body.tracks[0].errorCode, undefined, JSON.stringify(res.body));

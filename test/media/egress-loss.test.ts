@@ -293,6 +293,6 @@ function gridAligned(adapter: EgressAdapter, offsetMs: number): number {
 
 /** The adapter's jitter-buffer and the server scheduler's counters, for failure messages. */
 function diagnostics(adapter: EgressAdapter, srv: TestServer): string {
-  const jitter = (adapter as unknown as { jitter: { stats: object } }).jitter.stats;
+  const jitter = adapter.jitterStats;
   return `jitter ${JSON.stringify(jitter)}; scheduler ${JSON.stringify(srv.server.scheduler.stats)}`;
 }

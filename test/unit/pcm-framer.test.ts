@@ -11,8 +11,10 @@ import {
 import { PcmFramer } from "../../src/media/pcm-framer.ts";
 import { seededRandom, speechLike, toBytes } from "../helpers/signals.ts";
 
-function frameBytes(frame: Int16Array): Uint8Array {
-  return toBytes(frame);
+/** The framer hands out frames in their own buffers from offset 0: 16-bit formats view them as samples. */
+function samples(frame: Uint8Array): Int16Array {
+  assert.equal(frame.byteOffset, 0);
+  return new Int16Array(frame.buffer, 0, frame.byteLength >> 1);
 }
 
 function concatBytes(parts: Uint8Array[]): Uint8Array {
@@ -30,17 +32,18 @@ function concatBytes(parts: Uint8Array[]): Uint8Array {
 function runChunked(
   input: Uint8Array,
   nextSize: () => number,
-): { frames: Int16Array[]; flushed: Int16Array | null } {
+): { frames: Uint8Array[]; flushed: Uint8Array | null } {
   const framer = new PcmFramer();
-  const frames: Int16Array[] = [];
+  const frames: Uint8Array[] = [];
   let fed = 0;
   while (fed < input.length) {
     const size = Math.min(Math.max(1, nextSize()), input.length - fed);
     const out = framer.push(input.subarray(fed, fed + size));
     fed += size;
     for (const f of out) {
-      assert.ok(f instanceof Int16Array);
-      assert.equal(f.length, FRAME_VALUES);
+      assert.ok(f instanceof Uint8Array);
+      assert.equal(f.length, FRAME_BYTES);
+      assert.equal(samples(f).length, FRAME_VALUES);
       frames.push(f);
     }
     assert.equal(
@@ -109,7 +112,7 @@ describe("PcmFramer", () => {
     it(`reassembles the stream byte-exactly with ${name}`, () => {
       const { frames, flushed } = runChunked(input, makeSizer());
       assert.ok(flushed, "1001 trailing bytes must come back from flush()");
-      const all = concatBytes([...frames, flushed].map(frameBytes));
+      const all = concatBytes([...frames, flushed]);
       assert.equal(all.length, expected.length);
       assert.deepEqual(all, expected);
     });
@@ -120,7 +123,7 @@ describe("PcmFramer", () => {
     const bytes = new Uint8Array(FRAME_BYTES);
     bytes.set([0x34, 0x12, 0xff, 0xff, 0x00, 0x80, 0xff, 0x7f]);
     const [frame] = framer.push(bytes);
-    assert.deepEqual(Array.from(frame.subarray(0, 5)), [0x1234, -1, -32768, 32767, 0]);
+    assert.deepEqual(Array.from(samples(frame).subarray(0, 5)), [0x1234, -1, -32768, 32767, 0]);
   });
 
   it("decodes correctly from a view at an odd byte offset", () => {
@@ -131,7 +134,7 @@ describe("PcmFramer", () => {
     const frames = new PcmFramer().push(view);
     assert.equal(frames.length, 3);
     for (let i = 0; i < 3; i++)
-      assert.deepEqual(frames[i], pcm.subarray(i * FRAME_VALUES, (i + 1) * FRAME_VALUES));
+      assert.deepEqual(samples(frames[i]), pcm.subarray(i * FRAME_VALUES, (i + 1) * FRAME_VALUES));
   });
 
   it("returns independent copies: reusing the input buffer does not change earlier frames", () => {
@@ -145,11 +148,27 @@ describe("PcmFramer", () => {
     assert.equal(first.length, 1);
     assert.equal(second.length, 1);
     assert.equal(third.length, 1);
-    assert.ok(first[0].every((v) => v === 0x1111));
-    assert.ok(second[0].subarray(0, 50).every((v) => v === 0x1111));
-    assert.ok(second[0].subarray(50).every((v) => v === 0x2222));
-    assert.ok(third[0].subarray(0, 50).every((v) => v === 0x2222));
-    assert.ok(third[0].subarray(50).every((v) => v === 0x3333));
+    assert.ok(samples(first[0]).every((v) => v === 0x1111));
+    assert.ok(
+      samples(second[0])
+        .subarray(0, 50)
+        .every((v) => v === 0x1111),
+    );
+    assert.ok(
+      samples(second[0])
+        .subarray(50)
+        .every((v) => v === 0x2222),
+    );
+    assert.ok(
+      samples(third[0])
+        .subarray(0, 50)
+        .every((v) => v === 0x2222),
+    );
+    assert.ok(
+      samples(third[0])
+        .subarray(50)
+        .every((v) => v === 0x3333),
+    );
     assert.notEqual(first[0].buffer, buf.buffer);
     assert.notEqual(second[0].buffer, third[0].buffer);
   });
@@ -163,8 +182,8 @@ describe("PcmFramer", () => {
     rest[1] = 0xcd;
     rest[2] = 0xab;
     const [frame] = framer.push(rest);
-    assert.equal(frame[0], 0x1234);
-    assert.equal(frame[1], 0xabcd - 0x10000);
+    assert.equal(samples(frame)[0], 0x1234);
+    assert.equal(samples(frame)[1], 0xabcd - 0x10000);
     assert.equal(framer.pendingBytes, 0);
   });
 
@@ -179,8 +198,9 @@ describe("PcmFramer", () => {
     const framer = new PcmFramer();
     framer.push(Uint8Array.of(0x34, 0x12, 0x7f));
     assert.equal(framer.pendingBytes, 3);
-    const frame = framer.flush();
-    assert.ok(frame);
+    const flushed = framer.flush();
+    assert.ok(flushed);
+    const frame = samples(flushed);
     assert.equal(frame.length, FRAME_VALUES);
     assert.equal(frame[0], 0x1234);
     assert.equal(frame[1], 0x7f, "the odd byte is the low byte of a sample whose high byte is zero");
@@ -194,8 +214,9 @@ describe("PcmFramer", () => {
     framer.push(new Uint8Array(3000).fill(0x55));
     framer.flush();
     framer.push(Uint8Array.of(1, 0));
-    const frame = framer.flush();
-    assert.ok(frame);
+    const flushed = framer.flush();
+    assert.ok(flushed);
+    const frame = samples(flushed);
     assert.equal(frame[0], 1);
     assert.ok(frame.subarray(1).every((v) => v === 0));
   });
@@ -206,7 +227,28 @@ describe("PcmFramer", () => {
     framer.flush();
     const frames = framer.push(new Uint8Array(FRAME_BYTES).fill(1));
     assert.equal(frames.length, 1);
-    assert.ok(frames[0].every((v) => v === 0x0101));
+    assert.ok(samples(frames[0]).every((v) => v === 0x0101));
+  });
+
+  it("frames other formats and pads them with their own silence (8 kHz µ-law: 160 bytes, 0xFF)", () => {
+    const framer = new PcmFramer(160, 0xff);
+    const frames = framer.push(new Uint8Array(400).fill(0x12));
+    assert.equal(frames.length, 2);
+    assert.ok(frames.every((f) => f.length === 160 && f.every((v) => v === 0x12)));
+    const last = framer.flush();
+    assert.ok(last);
+    assert.ok(last.subarray(0, 80).every((v) => v === 0x12));
+    assert.ok(
+      last.subarray(80).every((v) => v === 0xff),
+      "µ-law silence, not 0 (full scale)",
+    );
+  });
+
+  it("copies out of a Node Buffer (whose slice() would be a view of a pooled buffer)", () => {
+    const buf = Buffer.alloc(FRAME_BYTES, 7);
+    const [frame] = new PcmFramer().push(buf);
+    buf.fill(8);
+    assert.ok(frame.every((v) => v === 7));
   });
 
   it("ignores empty pushes", () => {
@@ -221,7 +263,7 @@ describe("PcmFramer", () => {
     const frames = new PcmFramer().push(toBytes(pcm));
     assert.equal(frames.length, 10);
     frames.forEach((f, i) => {
-      assert.deepEqual(f, pcm.subarray(i * FRAME_VALUES, (i + 1) * FRAME_VALUES));
+      assert.deepEqual(samples(f), pcm.subarray(i * FRAME_VALUES, (i + 1) * FRAME_VALUES));
     });
   });
 });

@@ -2,7 +2,8 @@ import type WebSocket from "ws";
 import { Signal } from "../../util/signal.ts";
 import { type LinkCommand, LinkCore, type LinkCoreOptions } from "./link-core.ts";
 
-export type AdapterDirection = "ingest" | "egress";
+/** bidirectional: one socket carries both (the Twilio dialect). */
+export type AdapterDirection = "ingest" | "egress" | "bidirectional";
 export type AdapterState = "connecting" | "open" | "reconnecting" | "closed";
 
 /** What GET adapters/websocket[/{id}] reports (a Patchbay extension). */
@@ -33,6 +34,15 @@ export interface AdapterStatus {
   rateLimitPauses: number;
   /** Ingest: the Opus encoder currently adds in-band FEC (--ingest-opus-fec; adaptive follows subscribers' loss). */
   fecActive?: boolean;
+  /** The endpoint's audio format when it is not Cloudflare's 48 kHz stereo PCM, e.g. "pcmu 8000 Hz mono". */
+  audioFormat?: string;
+  /** "twilio": one socket both ways, Twilio Media Streams messages. */
+  dialect?: "twilio";
+  /** Twilio dialect: the track the endpoint hears (sessionId/trackName name the reply track it speaks into). */
+  sourceSessionId?: string;
+  sourceTrackName?: string;
+  /** Twilio dialect: 20 ms media messages sent to the endpoint (`frames` counts those played from it). */
+  framesToEndpoint?: number;
 }
 
 export interface AdapterLinkOptions extends LinkCoreOptions {
@@ -164,6 +174,7 @@ export abstract class Adapter {
     const ws = this.ws;
     if (ws) {
       if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) {
+        if (ws.readyState === ws.OPEN) this.farewell(ws, reason);
         ws.close(code, truncateReason(reason));
         // A peer that never answers the close handshake must not keep the socket forever.
         setTimeout(() => ws.terminate(), 2000).unref();
@@ -181,6 +192,9 @@ export abstract class Adapter {
   }
 
   protected abstract onClose(reason: string): void;
+
+  /** A dialect's last message before the close frame (Twilio's `stop`); none by default. */
+  protected farewell(_ws: WebSocket, _reason: string): void {}
 }
 
 function describeSocketError(err: Error, maxMessageBytes: number): string {

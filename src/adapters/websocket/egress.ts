@@ -1,6 +1,13 @@
 import type WebSocket from "ws";
-import { JitterBuffer, type JitterPacket } from "../../media/jitter-buffer.ts";
-import { OpusDecoder } from "../../media/opus-decoder.ts";
+import {
+  type AdapterAudioFormat,
+  describeFormat,
+  frameBytesOf,
+  isWireFormat,
+  WIRE_FORMAT,
+} from "../../media/audio-format.ts";
+import { FromWireConverter } from "../../media/format-converter.ts";
+import { PlayoutDecoder } from "../../media/playout-decoder.ts";
 import type { RtpPacket } from "../../media/rtp.ts";
 import type { MediaScheduler, Registration } from "../../media/scheduler.ts";
 import { SpeechDetector } from "../../media/speech-detector.ts";
@@ -9,10 +16,11 @@ import { Adapter, type AdapterLinkOptions, type AdapterStatus } from "./adapter.
 import type { DialResult } from "./dial.ts";
 import { encodePacket } from "./packet-codec.ts";
 import { RedialPolicy } from "./redial-policy.ts";
+import { SlotsAfterIo } from "./slots-after-io.ts";
 
 const FRAME_MS = 20;
-/** A serialized 20 ms frame: 3 840 bytes of PCM plus the Packet's few bytes of framing. */
-const FRAME_WIRE_BYTES = 3855;
+/** A Packet's framing around its payload (field tags, lengths, sequence number, timestamp), at most. */
+const PACKET_OVERHEAD_BYTES = 15;
 
 export interface EgressOptions extends AdapterLinkOptions {
   /** Reorder and conceal (default) or pass packets through in arrival order (benchmarks). */
@@ -22,6 +30,8 @@ export interface EgressOptions extends AdapterLinkOptions {
    * starts and ends (SpeechDetector), in order with the PCM Packets they refer to (proto/control.md).
    */
   speechEvents?: boolean;
+  /** What the endpoint receives (outputCodec, sampleRate, channels); default 48 kHz stereo PCM. */
+  format?: AdapterAudioFormat;
   /** Dial the same URL again (policy re-checked). */
   redial(): Promise<DialResult>;
   /** Socket buffer above which we stop writing and hold frames (default ≈ 1 s of audio). */
@@ -51,15 +61,11 @@ export interface EgressOptions extends AdapterLinkOptions {
   onError?(err: unknown): void;
 }
 
-interface Arrived extends JitterPacket {
-  arrivalMs: number;
-}
-
 interface OutFrame {
   /** A binary Packet, or (text set) a JSON event sent as a text frame in its place in the stream. */
   bytes: Uint8Array;
   text?: string;
-  /** PCM bytes in it (3 840 for 20 ms of 48 kHz stereo s16le). */
+  /** Audio bytes in it (3 840 for 20 ms of 48 kHz stereo s16le). */
   pcmBytes: number;
   /** Arrival of the RTP packet it came from; NaN for concealed frames. */
   arrivalMs: number;
@@ -74,8 +80,9 @@ interface OutFrame {
  */
 export class EgressAdapter extends Adapter implements TrackSink {
   readonly direction = "egress" as const;
-  private readonly jitter: JitterBuffer<Arrived>;
-  private readonly decoder = new OpusDecoder();
+  private readonly playout: PlayoutDecoder;
+  private readonly format: AdapterAudioFormat;
+  private readonly converter: FromWireConverter;
   private readonly speech: SpeechDetector | undefined;
   /** Sequence number and timestamp of the frames SpeechDetector counted, for dating its events. */
   private readonly frameIds: { seq: number; ts: number }[] = [];
@@ -83,7 +90,6 @@ export class EgressAdapter extends Adapter implements TrackSink {
   private speechFrames = 0;
   private sequence = 0;
   private pending: OutFrame[] = [];
-  private dueSlots: number[] = [];
   private subscription: Subscription | undefined;
   private registration: Registration | undefined;
   private redialTimer: NodeJS.Timeout | undefined;
@@ -92,7 +98,14 @@ export class EgressAdapter extends Adapter implements TrackSink {
   private readonly redialPolicy: RedialPolicy;
   frames = 0;
   droppedFrames = 0;
-  concealedFrames = 0;
+  /** The jitter buffer's counters (diagnostics). */
+  get jitterStats() {
+    return this.playout.stats;
+  }
+
+  get concealedFrames(): number {
+    return this.playout.concealedFrames;
+  }
   reconnects = 0;
   private readonly highWater: number;
   private readonly maxPending: number;
@@ -107,8 +120,10 @@ export class EgressAdapter extends Adapter implements TrackSink {
   ) {
     super(id, trackName, endpoint, opts);
     this.redialPolicy = new RedialPolicy({ windowMs: opts.reconnectWindowMs ?? 15_000 });
-    this.jitter = new JitterBuffer<Arrived>(opts.reorder ? {} : { reorder: false });
-    this.highWater = opts.sendHighWaterBytes ?? 50 * FRAME_WIRE_BYTES;
+    this.playout = new PlayoutDecoder({ reorder: opts.reorder });
+    this.format = opts.format ?? WIRE_FORMAT;
+    this.converter = new FromWireConverter(this.format);
+    this.highWater = opts.sendHighWaterBytes ?? 50 * (frameBytesOf(this.format) + PACKET_OVERHEAD_BYTES);
     this.maxPending = opts.maxPendingFrames ?? 25;
     this.backlog = opts.backlogFrames ?? 2000 / FRAME_MS;
     this.speech = opts.speechEvents ? new SpeechDetector() : undefined;
@@ -123,16 +138,17 @@ export class EgressAdapter extends Adapter implements TrackSink {
     this.attach(ws);
     this.subscription = this.source.subscribe(this);
     if (this.state !== "closed")
-      this.registration = scheduler.register({ tick: (_slot, slotTimeMs) => this.onSlot(slotTimeMs) });
+      this.registration = scheduler.register({ tick: (_slot, slotTimeMs) => this.slots.add(slotTimeMs) });
   }
 
   status(): AdapterStatus {
     return {
       ...this.baseStatus(),
+      ...(isWireFormat(this.format) ? {} : { audioFormat: describeFormat(this.format) }),
       frames: this.frames,
-      queuedMs: this.pending.length * FRAME_MS + this.jitter.stats.currentDepthMs,
+      queuedMs: this.pending.length * FRAME_MS + this.playout.stats.currentDepthMs,
       maxQueuedMs: 0,
-      underruns: this.jitter.stats.underruns,
+      underruns: this.playout.stats.underruns,
       droppedFrames: this.droppedFrames,
       reconnects: this.reconnects,
     };
@@ -141,19 +157,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
   // ---- TrackSink ----------------------------------------------------------------------------
 
   onPacket(packet: RtpPacket): void {
-    // Padding-only packets (bandwidth probes) carry no audio: the jitter buffer must not see them.
-    if (this.state === "closed" || packet.payload.length === 0) return;
-    const now = this.opts.now();
-    this.jitter.push(
-      {
-        sequenceNumber: packet.header.sequenceNumber,
-        timestamp: packet.header.timestamp,
-        payload: packet.payload,
-        marker: packet.header.marker,
-        arrivalMs: now,
-      },
-      now,
-    );
+    if (this.state !== "closed") this.playout.push(packet, this.opts.now());
   }
 
   onTrackEnded(_track: Track, reason: string): void {
@@ -163,50 +167,21 @@ export class EgressAdapter extends Adapter implements TrackSink {
 
   // ---- media ----------------------------------------------------------------------------------
 
-  /**
-   * One scheduler slot = one frame of playout, keyed by the slot's due time (the jitter buffer grants one
-   * frame per distinct tick time; a late wake runs every missed slot with the same wake time). Slots are
-   * played after this event-loop turn's I/O (setImmediate runs after the poll phase): after a stall the
-   * timer fires first, and the packets that arrived meanwhile must be in the buffer, not concealed.
-   */
-  private onSlot(slotTimeMs: number): void {
-    this.dueSlots.push(slotTimeMs);
-    if (this.dueSlots.length > 1) return;
-    setImmediate(() => {
-      const due = this.dueSlots;
-      this.dueSlots = [];
-      for (const t of due) if (this.state !== "closed") this.tick(t);
-      if (this.state !== "closed") this.tickLink(this.opts.now());
-    });
-  }
+  /** One scheduler slot = one frame of playout, keyed by the slot's due time (SlotsAfterIo). */
+  private readonly slots = new SlotsAfterIo(
+    (slotMs) => this.tick(slotMs),
+    () => this.state !== "closed",
+    () => this.tickLink(this.opts.now()),
+  );
 
   private tick(now: number): void {
-    for (;;) {
-      const r = this.jitter.pop(now);
-      if (r.kind === "empty") break;
-      if (r.kind === "packet") {
-        let pcm: Int16Array;
-        try {
-          pcm = this.decoder.decode(r.packet.payload);
-        } catch {
-          pcm = this.decoder.conceal(960); // a corrupt packet is concealed like a lost one
-          this.concealedFrames++;
-        }
-        this.emit(pcm, r.packet.timestamp, r.packet.arrivalMs);
-      } else {
-        const pcm = r.next
-          ? this.decoder.decodeFec(r.next.payload, r.samples)
-          : this.decoder.conceal(r.samples);
-        this.concealedFrames++;
-        this.emit(pcm, r.timestamp, Number.NaN);
-      }
-    }
+    this.playout.pop(now, (f) => this.emit(f.pcm, f.timestamp, f.arrivalMs));
     this.flush(now);
   }
 
   private emit(pcm: Int16Array, timestamp: number, arrivalMs: number): void {
     this.sequence = (this.sequence + 1) >>> 0;
-    const payload = new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+    const payload = this.converter.convert(pcm);
     this.pending.push({
       bytes: encodePacket({ sequenceNumber: this.sequence, timestamp, payload }),
       pcmBytes: payload.byteLength,
@@ -344,7 +319,7 @@ export class EgressAdapter extends Adapter implements TrackSink {
     this.registration?.cancel();
     this.subscription?.close();
     this.pending = [];
-    this.dueSlots = [];
-    this.decoder.close();
+    this.slots.clear();
+    this.playout.close();
   }
 }

@@ -1,7 +1,15 @@
 import { randomInt } from "node:crypto";
 import type WebSocket from "ws";
 import { AdaptiveFec } from "../../media/adaptive-fec.ts";
-import { FRAME_BYTES } from "../../media/audio-format.ts";
+import {
+  type AdapterAudioFormat,
+  describeFormat,
+  frameBytesOf,
+  isWireFormat,
+  silenceByteOf,
+  WIRE_FORMAT,
+} from "../../media/audio-format.ts";
+import { ToWireConverter } from "../../media/format-converter.ts";
 import { OpusEncoder } from "../../media/opus-encoder.ts";
 import { Pacer } from "../../media/pacer.ts";
 import { PcmFramer } from "../../media/pcm-framer.ts";
@@ -10,15 +18,15 @@ import { OpusRtpPacketizer } from "../../media/rtp-packetizer.ts";
 import type { MediaScheduler, Registration } from "../../media/scheduler.ts";
 import type { Session } from "../../sfu/session.ts";
 import { OPUS, type Track } from "../../sfu/track.ts";
-import { Adapter, type AdapterLinkOptions, type AdapterStatus } from "./adapter.ts";
+import { Adapter, type AdapterDirection, type AdapterLinkOptions, type AdapterStatus } from "./adapter.ts";
 import { decodePacket } from "./packet-codec.ts";
 
 /**
  * Silence an endpoint may make us add by ending segments early (an empty Packet pads the partial frame to
- * 20 ms), beyond the audio it actually sent: one second. Without a bound, 1-byte + empty Packets turn
- * 28 KB into a minute of queued silence (10.8 MB).
+ * 20 ms), beyond the audio it actually sent: one second (50 frames). Without a bound, 1-byte + empty
+ * Packets turn 28 KB into a minute of queued silence (10.8 MB).
  */
-const PADDING_ALLOWANCE_BYTES = 50 * FRAME_BYTES;
+const PADDING_ALLOWANCE_FRAMES = 50;
 
 export interface IngestOptions extends AdapterLinkOptions {
   highWaterMs: number;
@@ -26,12 +34,14 @@ export interface IngestOptions extends AdapterLinkOptions {
   /** In-band FEC: always, never, or while subscribers report loss (AdaptiveFec). */
   opusFec: boolean | "adaptive";
   opusComplexity: number;
+  /** What the endpoint sends (inputCodec, sampleRate, channels); default 48 kHz stereo PCM. */
+  format?: AdapterAudioFormat;
   /**
    * "json": the endpoint may send text frames {"event":"clear"} and {"event":"mark","mark":{"name":…}} and hears
    * back {"event":"mark","mark":{"name":…},"status":"played"|"cleared"} and {"event":"cleared",…} (barge-in;
    * proto/control.md). Otherwise text frames are ignored, as Cloudflare's adapter does.
    */
-  control?: "json";
+  control?: "json" | "twilio";
   /**
    * A frame left: it arrived at `arrivalMs`, its turn came at `startMs` (its slot's due time, or its
    * arrival if that was later) and its RTP packet was written at `sentMs` (all on `now()`'s clock).
@@ -43,6 +53,14 @@ export interface IngestOptions extends AdapterLinkOptions {
   onEndpointGone?(reason: string, queuedMs: number): void;
 }
 
+/** A control text frame: Patchbay's (control: "json") and Twilio's share `event` and `mark.name`. */
+export interface ControlMessage {
+  event?: unknown;
+  mark?: { name?: unknown };
+  media?: { payload?: unknown };
+  streamSid?: unknown;
+}
+
 /**
  * WebSocket → WebRTC. Bytes from the endpoint, in any chunking and at any speed, become 20 ms PCM frames
  * (PcmFramer), wait in the Pacer, and leave on the shared scheduler's absolute clock as Opus RTP written
@@ -50,10 +68,13 @@ export interface IngestOptions extends AdapterLinkOptions {
  * subscribers' jitter buffers and sessions stay alive.
  */
 export class IngestAdapter extends Adapter {
-  readonly direction = "ingest" as const;
+  readonly direction: AdapterDirection = "ingest";
   readonly track: Track;
-  private framer = new PcmFramer();
-  private readonly pacer: Pacer;
+  private readonly format: AdapterAudioFormat;
+  private framer: PcmFramer;
+  private converter: ToWireConverter;
+  /** Holds frames in the endpoint's format: converted to wire frames as they leave (tick). */
+  private readonly pacer: Pacer<Uint8Array>;
   private encoder: OpusEncoder | undefined;
   private readonly packetizer = new OpusRtpPacketizer({ ssrc: randomInt(1, 2 ** 32 - 1) });
   /** Arrival time of each queued frame (parallel to the pacer's queue), for the queue and latency histograms. */
@@ -79,8 +100,15 @@ export class IngestAdapter extends Adapter {
     private readonly opts: IngestOptions,
   ) {
     super(id, trackName, endpoint, opts);
-    this.pacer = new Pacer({ highWaterMs: opts.highWaterMs, lowWaterMs: opts.lowWaterMs });
-    this.marks = opts.control === "json" ? new PlayoutMarks() : undefined;
+    this.format = opts.format ?? WIRE_FORMAT;
+    this.framer = this.newFramer();
+    this.converter = new ToWireConverter(this.format);
+    this.pacer = new Pacer<Uint8Array>({
+      highWaterMs: opts.highWaterMs,
+      lowWaterMs: opts.lowWaterMs,
+      frameLength: frameBytesOf(this.format),
+    });
+    this.marks = opts.control ? new PlayoutMarks() : undefined;
     const adaptive = opts.opusFec === "adaptive";
     this.fec = adaptive ? new AdaptiveFec() : undefined;
     this.encoder = new OpusEncoder({
@@ -108,6 +136,10 @@ export class IngestAdapter extends Adapter {
     return this.session.id;
   }
 
+  private newFramer(): PcmFramer {
+    return new PcmFramer(frameBytesOf(this.format), silenceByteOf(this.format));
+  }
+
   /** Takes over a connected socket and starts the media clock. */
   start(ws: WebSocket, scheduler: MediaScheduler): void {
     this.state = "open";
@@ -127,6 +159,7 @@ export class IngestAdapter extends Adapter {
     return {
       ...this.baseStatus(),
       fecActive: this.fecActive,
+      ...(isWireFormat(this.format) ? {} : { audioFormat: describeFormat(this.format) }),
       frames: c.framesPlayed,
       queuedMs: this.pacer.queuedMs,
       maxQueuedMs: c.maxQueuedMs,
@@ -136,7 +169,7 @@ export class IngestAdapter extends Adapter {
     };
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  protected onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === "closed") return;
     this.messages++;
     if (!isBinary) {
@@ -153,7 +186,11 @@ export class IngestAdapter extends Adapter {
       this.close(decoded.error, 1007); // "malformed Packet (n bytes): …"
       return;
     }
-    const payload = decoded.packet.payload;
+    this.pushAudio(decoded.packet.payload);
+  }
+
+  /** Audio bytes from the endpoint, in its format; an empty payload ends a segment. */
+  protected pushAudio(payload: Uint8Array): void {
     this.bytesProcessed += payload.length;
     this.audioBytes += payload.length;
     const now = this.opts.now();
@@ -161,10 +198,11 @@ export class IngestAdapter extends Adapter {
       // End of a segment: pad the partial frame with silence, never discard anything.
       const pending = this.framer.pendingBytes;
       if (pending > 0) {
-        this.paddingBytes += FRAME_BYTES - pending;
-        if (this.paddingBytes > this.audioBytes + PADDING_ALLOWANCE_BYTES) {
+        const frameBytes = this.framer.frameBytes;
+        this.paddingBytes += frameBytes - pending;
+        if (this.paddingBytes > this.audioBytes + PADDING_ALLOWANCE_FRAMES * frameBytes) {
           this.close(
-            `endpoint ended segments so often that padding exceeds its audio (${this.paddingBytes} bytes of silence for ${this.audioBytes} bytes of PCM)`,
+            `endpoint ended segments so often that padding exceeds its audio (${this.paddingBytes} bytes of silence for ${this.audioBytes} bytes of audio)`,
             1008,
           );
           return;
@@ -189,52 +227,67 @@ export class IngestAdapter extends Adapter {
    * 1007; too many pending marks: 1008; an unknown event: ignored (counted), so endpoints can be newer than us.
    */
   private onControl(text: string): void {
+    const msg = this.parseControl(text);
+    if (msg === undefined) return;
+    if (msg.event === "clear") this.clearQueued();
+    else if (msg.event === "mark") this.addMark(msg.mark?.name);
+    else this.textMessagesIgnored++;
+  }
+
+  /** A text frame as a JSON object with an `event`; not JSON closes the adapter (1007). */
+  protected parseControl(text: string): ControlMessage | undefined {
     let msg: unknown;
     try {
       msg = JSON.parse(text);
     } catch {
       this.close(`invalid control message: not JSON (${Buffer.byteLength(text)} bytes)`, 1007);
-      return;
+      return undefined;
     }
-    const event = (msg as { event?: unknown } | null)?.event;
-    if (event === "clear") {
-      const dropped = this.pacer.clear() + (this.framer.pendingBytes > 0 ? 1 : 0);
-      this.framer = new PcmFramer();
-      this.arrivals = [];
-      this.arrivalHead = 0;
-      this.clears++;
-      const cleared = this.marks!.clear();
-      this.sendControl({ event: "cleared", frames: dropped, marks: cleared.length });
-      for (const m of cleared) this.sendMark(m);
-      return;
-    }
-    if (event === "mark") {
-      const name = (msg as { mark?: { name?: unknown } }).mark?.name;
-      if (typeof name !== "string" || name.length === 0 || name.length > 256) {
-        this.close("invalid control message: a mark needs mark.name, a string of 1 to 256 characters", 1007);
-        return;
-      }
-      const played = this.pacer.framesPlayed;
-      if (!this.marks!.add(name, played, this.pacer.queuedFrames, this.framer.pendingBytes > 0)) {
-        this.close(`more than ${this.marks!.maxPending} marks pending`, 1008);
-        return;
-      }
-      for (const m of this.marks!.onPlayed(played)) this.sendMark(m);
-      return;
-    }
-    this.textMessagesIgnored++;
+    return typeof msg === "object" && msg !== null ? (msg as ControlMessage) : {};
   }
 
-  private sendMark(m: MarkResult): void {
+  /** Barge-in: drops the queued audio and the partial frame; pending marks come back cleared. */
+  protected clearQueued(): void {
+    const dropped = this.pacer.clear() + (this.framer.pendingBytes > 0 ? 1 : 0);
+    // The resampler's history belongs to the cleared audio too: start the next answer clean.
+    this.framer = this.newFramer();
+    this.converter = new ToWireConverter(this.format);
+    this.arrivals = [];
+    this.arrivalHead = 0;
+    this.clears++;
+    const cleared = this.marks!.clear();
+    this.reportCleared(dropped, cleared);
+  }
+
+  protected reportCleared(frames: number, cleared: MarkResult[]): void {
+    this.sendControl({ event: "cleared", frames, marks: cleared.length });
+    for (const m of cleared) this.sendMark(m);
+  }
+
+  /** A mark after the audio received so far; reported played when that audio has left as RTP. */
+  protected addMark(name: unknown): void {
+    if (typeof name !== "string" || name.length === 0 || name.length > 256) {
+      this.close("invalid control message: a mark needs mark.name, a string of 1 to 256 characters", 1007);
+      return;
+    }
+    const played = this.pacer.framesPlayed;
+    if (!this.marks!.add(name, played, this.pacer.queuedFrames, this.framer.pendingBytes > 0)) {
+      this.close(`more than ${this.marks!.maxPending} marks pending`, 1008);
+      return;
+    }
+    for (const m of this.marks!.onPlayed(played)) this.sendMark(m);
+  }
+
+  protected sendMark(m: MarkResult): void {
     this.sendControl({ event: "mark", mark: { name: m.name }, status: m.status });
   }
 
-  private sendControl(msg: object): void {
+  protected sendControl(msg: object): void {
     const ws = this.ws;
     if (ws && ws.readyState === ws.OPEN) ws.send(JSON.stringify(msg));
   }
 
-  private enqueue(frame: Int16Array, now: number): void {
+  private enqueue(frame: Uint8Array, now: number): void {
     this.pacer.enqueue(frame);
     this.arrivals.push(now);
   }
@@ -254,7 +307,8 @@ export class IngestAdapter extends Adapter {
       const percent = this.fec.poll(now);
       if (percent !== before) encoder.setExpectedLoss(percent);
     }
-    this.track.write(this.packetizer.packetize(encoder.encodeSlot(frame), { marker: afterSilence }));
+    const pcm = frame ? this.converter.convert(frame) : null;
+    this.track.write(this.packetizer.packetize(encoder.encodeSlot(pcm), { marker: afterSilence }));
     if (frame && this.marks) for (const m of this.marks.onPlayed(this.pacer.framesPlayed)) this.sendMark(m);
     if (frame) {
       const arrived = this.arrivals[this.arrivalHead++];
@@ -290,7 +344,7 @@ export class IngestAdapter extends Adapter {
     this.pacer.clear();
     this.arrivals = [];
     this.arrivalHead = 0;
-    this.framer = new PcmFramer();
+    this.framer = this.newFramer();
     this.encoder = undefined;
   }
 }

@@ -3,6 +3,7 @@ import type WebSocket from "ws";
 import { ApiError } from "../../api/errors.ts";
 import type { Config } from "../../config.ts";
 import { type Logger, redactUrl } from "../../log.ts";
+import type { AdapterAudioFormat } from "../../media/audio-format.ts";
 import type { MediaScheduler } from "../../media/scheduler.ts";
 import type { Metrics } from "../../metrics.ts";
 import type { AppState } from "../../sfu/app-state.ts";
@@ -12,8 +13,9 @@ import { type DialResult, dial } from "./dial.ts";
 import { EgressAdapter } from "./egress.ts";
 import { checkEndpoint, publicDialFailure } from "./endpoint-policy.ts";
 import { FfmpegSnapshots, snapshotCodec } from "./ffmpeg-snapshots.ts";
-import { IngestAdapter } from "./ingest.ts";
+import { IngestAdapter, type IngestOptions } from "./ingest.ts";
 import { JpegEgressAdapter } from "./jpeg-egress.ts";
+import { TwilioAdapter } from "./twilio.ts";
 
 export type AdapterItemError = {
   errorCode:
@@ -229,6 +231,7 @@ export class AdapterManager {
       endpoint: URL;
       headers?: Record<string, string>;
       speechEvents?: boolean;
+      format?: AdapterAudioFormat;
     },
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
@@ -254,6 +257,7 @@ export class AdapterManager {
       ...this.linkOptions(),
       reorder: this.deps.config.egressReorder,
       speechEvents: item.speechEvents,
+      format: item.format,
       reconnectWindowMs: this.deps.config.egressReconnectWindowMs,
       shuttingDown: () => this.shuttingDown,
       redial: async () => {
@@ -380,19 +384,88 @@ export class AdapterManager {
 
   /** Dials the endpoint, then creates the ingest session and track. */
   async createIngest(
-    item: { trackName: string; endpoint: URL; control?: "json"; headers?: Record<string, string> },
+    item: {
+      trackName: string;
+      endpoint: URL;
+      control?: "json";
+      headers?: Record<string, string>;
+      format?: AdapterAudioFormat;
+    },
     signal?: AbortSignal,
   ): Promise<AdapterCreated | AdapterItemError> {
-    const cfg = this.deps.config;
     const dialed = await this.reserveAndDial(item.endpoint, signal, item.headers);
     if (!("ws" in dialed)) return dialed;
-    let session: ReturnType<AppState["createSession"]>;
+    const session = this.adapterSession(dialed.ws);
+    if ("errorCode" in session) return session;
+    const id = newId();
+    const adapter = new IngestAdapter(id, item.trackName, item.endpoint.href, session, {
+      ...this.ingestOptions(id),
+      control: item.control,
+      format: item.format,
+    });
+    this.track(adapter);
+    adapter.start(dialed.ws, this.deps.scheduler);
+    return { adapterId: id, sessionId: session.id };
+  }
+
+  /**
+   * The Twilio dialect: one socket, the source track's audio to the endpoint and the endpoint's audio
+   * into a reply track of a new session (like ingest). Answers the reply session's id.
+   */
+  async createTwilio(
+    item: {
+      sessionId: string;
+      trackName: string;
+      replyTrackName: string;
+      endpoint: URL;
+      headers?: Record<string, string>;
+      customParameters: Record<string, string>;
+    },
+    signal?: AbortSignal,
+  ): Promise<AdapterCreated | AdapterItemError> {
+    const source = this.app.findTrack(item.sessionId, item.trackName);
+    if (source?.kind !== "audio")
+      return {
+        errorCode: "not_found_track_error",
+        errorDescription: source
+          ? `track ${item.trackName} is ${source.kind}; the twilio dialect needs audio`
+          : `no track ${item.trackName} in session ${item.sessionId}`,
+      };
+    const dialed = await this.reserveAndDial(item.endpoint, signal, item.headers);
+    if (!("ws" in dialed)) return dialed;
+    if (source.ended) {
+      this.release();
+      dialed.ws.close(1000, "source track ended");
+      return { errorCode: "not_found_track_error", errorDescription: `track ${item.trackName} ended` };
+    }
+    const session = this.adapterSession(dialed.ws);
+    if ("errorCode" in session) return session;
+    const id = newId();
+    const m = this.deps.metrics;
+    const adapter = new TwilioAdapter(id, item.replyTrackName, item.endpoint.href, session, {
+      ...this.ingestOptions(id),
+      source,
+      customParameters: item.customParameters,
+      onIgnored: (what) =>
+        this.deps.logger.warn(
+          { appId: this.app.appId, adapterId: id, what },
+          "twilio endpoint sent a message the protocol does not allow; ignored (as Twilio does), counted in textMessagesIgnored",
+        ),
+      onDrop: (n) => m.adapterDrops.inc({ direction: "bidirectional" }, n),
+    });
+    this.track(adapter);
+    adapter.start(dialed.ws, this.deps.scheduler);
+    return { adapterId: id, sessionId: session.id };
+  }
+
+  /** The session an ingest-like adapter publishes into; on failure the reservation and socket are given up. */
+  private adapterSession(ws: WebSocket): ReturnType<AppState["createSession"]> | AdapterItemError {
     try {
       if (this.shuttingDown) throw new ApiError("websocket_handshake_failed", "the server is shutting down");
-      session = this.app.createSession({ peer: false });
+      return this.app.createSession({ peer: false });
     } catch (err) {
       this.release();
-      dialed.ws.close(1013, "try again later");
+      ws.close(1013, "try again later");
       if (
         err instanceof ApiError &&
         (err.code === "quota_exceeded" || err.code === "websocket_handshake_failed")
@@ -400,14 +473,16 @@ export class AdapterManager {
         return { errorCode: err.code, errorDescription: err.message };
       throw err;
     }
-    const id = newId();
+  }
+
+  private ingestOptions(id: string): IngestOptions {
+    const cfg = this.deps.config;
     const m = this.deps.metrics;
-    const adapter = new IngestAdapter(id, item.trackName, item.endpoint.href, session, {
+    return {
       ...this.linkOptions(),
       highWaterMs: cfg.ingestHighWaterMs,
       lowWaterMs: cfg.ingestLowWaterMs,
       opusFec: cfg.ingestOpusFec,
-      control: item.control,
       opusComplexity: cfg.ingestOpusComplexity,
       onFrame: (arrivalMs, startMs, sentMs) => {
         m.adapterFrames.inc({ direction: "ingest" });
@@ -422,10 +497,7 @@ export class AdapterManager {
           { appId: this.app.appId, adapterId: id, reason, queuedMs },
           "adapter endpoint gone, playing out queued audio",
         ),
-    });
-    this.track(adapter);
-    adapter.start(dialed.ws, this.deps.scheduler);
-    return { adapterId: id, sessionId: session.id };
+    };
   }
 
   /** Takes over the reservation made by reserve(). */
@@ -470,7 +542,7 @@ export class AdapterManager {
     this.shuttingDown = true;
     this.shutdown.abort(new Error(reason));
     const all = this.list();
-    for (const a of all) if (a.direction === "egress") a.close(reason, code);
+    for (const a of all) if (a.direction !== "ingest") a.close(reason, code);
     for (const a of all) a.close(reason, code);
   }
 }

@@ -1,8 +1,11 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
+import { adapterAudioFormat, isAudioCodec } from "../../adapters/websocket/audio-format-param.ts";
 import { dialHeaders } from "../../adapters/websocket/dial-headers.ts";
 import { parseEndpoint } from "../../adapters/websocket/endpoint-policy.ts";
 import type { AdapterManager } from "../../adapters/websocket/manager.ts";
+import { twilioSignature } from "../../adapters/websocket/twilio.ts";
+import type { AdapterAudioFormat } from "../../media/audio-format.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
 import { decode } from "../schemas.ts";
@@ -19,7 +22,14 @@ const AdapterItem = z.looseObject({
   control: z.string().optional(),
   headers: z.unknown().optional(),
   speechEvents: z.boolean().optional(),
+  sampleRate: z.number().optional(),
+  channels: z.number().optional(),
+  dialect: z.string().optional(),
+  replyTrackName: z.string().optional(),
+  customParameters: z.record(z.string(), z.string()).optional(),
+  authToken: z.string().optional(),
 });
+type Item = z.infer<typeof AdapterItem>;
 const NewBody = z.looseObject({ tracks: z.array(AdapterItem).optional() });
 const CloseBody = z.looseObject({
   tracks: z.array(z.looseObject({ adapterId: z.string().optional() })).optional(),
@@ -40,6 +50,98 @@ function required(item: Record<string, unknown>, i: number, ...fields: string[])
 
 export type AdapterItemResult = Record<string, unknown>;
 
+const MAX_CUSTOM_PARAMETERS = 32;
+
+/** A Cloudflare-style item (with Patchbay's optional fields); its endpoint audio format, if audio. */
+function checkItem(t: Item, i: number, manager: AdapterManager): AdapterAudioFormat | undefined {
+  for (const f of ["replyTrackName", "customParameters", "authToken"] as const)
+    if (t[f] !== undefined)
+      throw new ApiError("invalid_params", `tracks[${i}].${f} applies to "dialect": "twilio" items only`);
+  if (t.control !== undefined && (t.location !== "local" || t.control !== "json"))
+    throw new ApiError(
+      "invalid_params",
+      `tracks[${i}].control: only "json" on a local (ingest) item is supported, got ${JSON.stringify(t.control)} on a ${t.location} item`,
+    );
+  if (t.speechEvents !== undefined && (t.location !== "remote" || !isAudioCodec(t.outputCodec)))
+    throw new ApiError(
+      "invalid_params",
+      `tracks[${i}].speechEvents applies to remote (egress) items with an audio outputCodec`,
+    );
+  if (t.location === "local") {
+    required(t, i, "trackName", "endpoint", "inputCodec");
+    if (!isAudioCodec(t.inputCodec))
+      throw new ApiError(
+        "invalid_params",
+        `tracks[${i}].inputCodec "${t.inputCodec}" is not supported (use "pcm", "pcmu" or "pcma")`,
+      );
+    return adapterAudioFormat(t.inputCodec, t, i, "inputCodec");
+  }
+  required(t, i, "sessionId", "trackName", "endpoint", "outputCodec");
+  if (t.outputCodec === "jpeg") {
+    if (t.sampleRate !== undefined || t.channels !== undefined)
+      throw new ApiError(
+        "invalid_params",
+        `tracks[${i}]: sampleRate and channels apply to audio output codecs`,
+      );
+    const problem = manager.jpegSourceProblem(t.sessionId!, t.trackName!);
+    if (problem) throw new ApiError("invalid_params", `tracks[${i}]: ${problem}`);
+    return undefined;
+  }
+  if (!isAudioCodec(t.outputCodec))
+    throw new ApiError(
+      "invalid_params",
+      `tracks[${i}].outputCodec "${t.outputCodec}" is not supported (use "pcm", "pcmu" or "pcma" for audio, "jpeg" for video)`,
+    );
+  return adapterAudioFormat(t.outputCodec, t, i, "outputCodec");
+}
+
+/**
+ * A "dialect": "twilio" item: a remote item (sessionId/trackName: what the endpoint hears) with
+ * replyTrackName (the track its audio goes into). The format is Twilio's: µ-law 8 kHz mono both ways.
+ */
+function checkTwilio(t: Item, i: number): undefined {
+  if (t.dialect !== "twilio")
+    throw new ApiError(
+      "invalid_params",
+      `tracks[${i}].dialect: only "twilio" is supported, got ${JSON.stringify(t.dialect)}`,
+    );
+  if (t.location !== "remote")
+    throw new ApiError(
+      "invalid_params",
+      `tracks[${i}]: a "twilio" item is "remote": sessionId and trackName name the track the endpoint hears, replyTrackName the track it speaks into`,
+    );
+  required(t, i, "sessionId", "trackName", "endpoint", "replyTrackName");
+  for (const f of ["inputCodec", "outputCodec"] as const)
+    if (t[f] !== undefined && t[f] !== "pcmu")
+      throw new ApiError(
+        "invalid_params",
+        `tracks[${i}].${f}: the twilio dialect is "pcmu" (8 kHz µ-law) only`,
+      );
+  if ((t.sampleRate ?? 8000) !== 8000 || (t.channels ?? 1) !== 1)
+    throw new ApiError("invalid_params", `tracks[${i}]: the twilio dialect is 8000 Hz mono only`);
+  for (const f of ["control", "speechEvents"] as const)
+    if (t[f] !== undefined)
+      throw new ApiError(
+        "invalid_params",
+        `tracks[${i}].${f} does not apply to the twilio dialect (it has mark and clear)`,
+      );
+  if (t.authToken !== undefined && (t.authToken.length === 0 || t.authToken.length > 256))
+    throw new ApiError("invalid_params", `tracks[${i}].authToken must be 1 to 256 characters`);
+  const params = Object.entries(t.customParameters ?? {});
+  if (params.length > MAX_CUSTOM_PARAMETERS)
+    throw new ApiError(
+      "invalid_params",
+      `tracks[${i}].customParameters: at most ${MAX_CUSTOM_PARAMETERS} entries`,
+    );
+  for (const [k, v] of params)
+    if (k.length === 0 || k.length > 256 || v.length > 4096)
+      throw new ApiError(
+        "invalid_params",
+        `tracks[${i}].customParameters: names of 1 to 256 characters, values up to 4096`,
+      );
+  return undefined;
+}
+
 /** WebSocket adapter routes (SPEC §2.3–2.4 plus the state endpoints). */
 export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
   return (app: FastifyInstance, ctx: RouteContext): void => {
@@ -50,38 +152,16 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
       const items = body.tracks!.map((t, i) => {
         if (t.location !== "local" && t.location !== "remote")
           throw new ApiError("invalid_params", `tracks[${i}].location must be "local" or "remote"`);
-        if (t.control !== undefined && (t.location !== "local" || t.control !== "json"))
-          throw new ApiError(
-            "invalid_params",
-            `tracks[${i}].control: only "json" on a local (ingest) item is supported, got ${JSON.stringify(t.control)} on a ${t.location} item`,
-          );
-        if (t.speechEvents !== undefined && (t.location !== "remote" || t.outputCodec !== "pcm"))
-          throw new ApiError(
-            "invalid_params",
-            `tracks[${i}].speechEvents applies to remote (egress) items with outputCodec "pcm"`,
-          );
-        if (t.location === "local") {
-          required(t, i, "trackName", "endpoint", "inputCodec");
-          if (t.inputCodec !== "pcm")
-            throw new ApiError(
-              "invalid_params",
-              `tracks[${i}].inputCodec "${t.inputCodec}" is not supported (use "pcm")`,
-            );
-        } else {
-          required(t, i, "sessionId", "trackName", "endpoint", "outputCodec");
-          if (t.outputCodec !== "pcm" && t.outputCodec !== "jpeg")
-            throw new ApiError(
-              "invalid_params",
-              `tracks[${i}].outputCodec "${t.outputCodec}" is not supported (use "pcm" for audio, "jpeg" for video)`,
-            );
-          if (t.outputCodec === "jpeg") {
-            const problem = manager.jpegSourceProblem(t.sessionId!, t.trackName!);
-            if (problem) throw new ApiError("invalid_params", `tracks[${i}]: ${problem}`);
-          }
-        }
+        const format = t.dialect !== undefined ? checkTwilio(t, i) : checkItem(t, i, manager);
         const url = parseEndpoint(t.endpoint!);
         if (!url) throw new ApiError("invalid_params", `tracks[${i}].endpoint must be a ws:// or wss:// URL`);
-        return { ...t, url, dialHeaders: dialHeaders(t.headers, i) };
+        const headers = dialHeaders(t.headers, i);
+        // Signed as Twilio signs: over the URL as configured, which is what the bot validates against.
+        const signed =
+          t.authToken === undefined
+            ? headers
+            : { ...headers, "X-Twilio-Signature": twilioSignature(t.authToken, t.endpoint!) };
+        return { ...t, url, format, dialHeaders: signed };
       });
       // A client that leaves before the answer abandons its dials: no adapter appears that nobody knows of.
       const left = new AbortController();
@@ -93,37 +173,61 @@ export function adapterRoutes(managerOf: (appId: string) => AdapterManager) {
       const results: AdapterItemResult[] = await Promise.all(
         items.map(async (t) => {
           const r =
-            t.location === "remote"
-              ? t.outputCodec === "jpeg"
-                ? await manager.createJpegEgress(
-                    {
-                      sessionId: t.sessionId!,
-                      trackName: t.trackName!,
-                      endpoint: t.url,
-                      headers: t.dialHeaders,
-                    },
-                    left.signal,
-                  )
-                : await manager.createEgress(
-                    {
-                      sessionId: t.sessionId!,
-                      trackName: t.trackName!,
-                      endpoint: t.url,
-                      headers: t.dialHeaders,
-                      speechEvents: t.speechEvents === true,
-                    },
-                    left.signal,
-                  )
-              : await manager.createIngest(
+            t.dialect === "twilio"
+              ? await manager.createTwilio(
                   {
+                    sessionId: t.sessionId!,
                     trackName: t.trackName!,
+                    replyTrackName: t.replyTrackName!,
                     endpoint: t.url,
-                    control: t.control === "json" ? "json" : undefined,
                     headers: t.dialHeaders,
+                    customParameters: t.customParameters ?? {},
                   },
                   left.signal,
-                );
+                )
+              : t.location === "remote"
+                ? t.outputCodec === "jpeg"
+                  ? await manager.createJpegEgress(
+                      {
+                        sessionId: t.sessionId!,
+                        trackName: t.trackName!,
+                        endpoint: t.url,
+                        headers: t.dialHeaders,
+                      },
+                      left.signal,
+                    )
+                  : await manager.createEgress(
+                      {
+                        sessionId: t.sessionId!,
+                        trackName: t.trackName!,
+                        endpoint: t.url,
+                        headers: t.dialHeaders,
+                        speechEvents: t.speechEvents === true,
+                        format: t.format,
+                      },
+                      left.signal,
+                    )
+                : await manager.createIngest(
+                    {
+                      trackName: t.trackName!,
+                      endpoint: t.url,
+                      control: t.control === "json" ? "json" : undefined,
+                      headers: t.dialHeaders,
+                      format: t.format,
+                    },
+                    left.signal,
+                  );
           if ("errorCode" in r) return { trackName: t.trackName, ...r };
+          if (t.dialect === "twilio")
+            // sessionId/trackName: the reply track, the one to pull (as for an ingest item).
+            return {
+              trackName: t.replyTrackName,
+              adapterId: r.adapterId,
+              sessionId: r.sessionId,
+              endpoint: t.endpoint,
+              sourceSessionId: t.sessionId,
+              sourceTrackName: t.trackName,
+            };
           return {
             trackName: t.trackName,
             adapterId: r.adapterId,
