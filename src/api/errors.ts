@@ -23,6 +23,15 @@ export const ERRORS = {
     description:
       "per item: no pulled track on that mid, a simulcast preference for a track without layers, or a replacement track of another kind or codec",
   },
+  not_found_datachannel_error: {
+    status: 200,
+    description: "per item: the named session publishes no data channel of that name",
+  },
+  datachannel_error: {
+    status: 200,
+    description:
+      "per item: the session has no data channel transport (its offer had no data channel) or no free channel id",
+  },
   negotiation_error: { status: 400, description: "the session description could not be applied" },
   adapter_not_found: {
     status: 503,
@@ -57,7 +66,7 @@ export const ERRORS = {
   datachannels_unsupported: {
     status: 501,
     description:
-      "data channel routes are not implemented yet; the description says what works instead (Patchbay-only)",
+      "datachannels/establish, update and close are not implemented yet; the description says what works instead (Patchbay-only)",
   },
   turn_not_configured: {
     status: 503,

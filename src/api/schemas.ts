@@ -84,6 +84,20 @@ export const TracksUpdateBody = z.looseObject({
   sessionDescription: SessionDescription.optional(),
 });
 
+/** datachannels/new: presence and values are checked by the route (→ 406), types here (→ 400). */
+export const DataChannelsNewBody = z.looseObject({
+  dataChannels: z
+    .array(
+      z.looseObject({
+        location: z.string().optional(),
+        dataChannelName: z.string().optional(),
+        sessionId: z.string().optional(),
+        waitForAck: z.boolean().optional(),
+      }),
+    )
+    .optional(),
+});
+
 export const RenegotiateBody = z.looseObject({ sessionDescription: SessionDescription });
 
 export const TracksCloseBody = z.looseObject({

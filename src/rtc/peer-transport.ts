@@ -146,6 +146,12 @@ export interface PeerTransport {
   stats(): TransportStats;
   /** Idempotent. */
   close(): void;
+  /**
+   * DTLS application data (SCTP for data channels), on planes that carry it: records from the peer go to
+   * `onApplicationData`, `sendApplicationData` sends one (false when DTLS is not up or the record is too big).
+   */
+  onApplicationData?: ((record: Buffer) => void) | undefined;
+  sendApplicationData?(record: Buffer): boolean;
 }
 
 export interface PeerTransportOptions {

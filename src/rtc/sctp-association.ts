@@ -123,6 +123,7 @@ export class SctpAssociation {
   queuedBytes = 0;
   private readonly sctp: WeriftSctp;
   private closed = false;
+  private started = false;
   private pending: Pending[] = [];
   private pendingHead = 0;
 
@@ -154,6 +155,8 @@ export class SctpAssociation {
 
   /** Starts the association once DTLS is up (the client sends INIT; the server waits for it). */
   start(remotePort = this.opts.port ?? 5000): void {
+    if (this.started || this.closed) return;
+    this.started = true;
     this.sctp.start(remotePort).catch(() => this.sendFailures++);
   }
 

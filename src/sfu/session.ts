@@ -27,8 +27,10 @@ import type {
   SendStream,
   TransportState,
 } from "../rtc/peer-transport.ts";
+import { SctpAssociation } from "../rtc/sctp-association.ts";
 import { Mutex } from "../util/mutex.ts";
 import { Signal } from "../util/signal.ts";
+import { SessionDataChannels } from "./data-channels.ts";
 import { randomTrackName } from "./ids.ts";
 import { type Subscription, Track, type TrackCodec, type TrackPublisher } from "./track.ts";
 
@@ -220,6 +222,8 @@ export class Session {
   private readonly negotiation = new Mutex();
   private readonly cname = randomBytes(8).toString("hex");
   private timer: NodeJS.Timeout | undefined;
+  /** Data channels (issue 12): present once an offer negotiated m=application on a plane that carries it. */
+  readonly dataChannels: SessionDataChannels;
 
   constructor(
     readonly id: string,
@@ -228,6 +232,7 @@ export class Session {
     private readonly timings: SessionTimings,
     private readonly limits: SessionLimits = NO_LIMITS,
   ) {
+    this.dataChannels = new SessionDataChannels(id);
     if (createTransport) {
       this.transport = createTransport();
       this.transport.stateChanged.subscribe((s) => this.onTransportState(s));
@@ -472,6 +477,7 @@ export class Session {
     this.state = "closed";
     clearTimeout(this.timer);
     for (const e of this.entries) this.closeEntry(e, `session closed: ${reason}`);
+    this.dataChannels.close();
     this.transport?.close();
     this.closed.emit(reason);
     this.closed.clear();
@@ -830,10 +836,30 @@ export class Session {
     this.syncTransport();
   }
 
+  /** The media plane can carry SCTP (the native plane; not werift's, used for thirdparty sessions). */
+  private get carriesDataChannels(): boolean {
+    return typeof this.transport?.sendApplicationData === "function";
+  }
+
+  /** Once m=application is negotiated: the session's SCTP association, on the transport's DTLS. */
+  private syncDataChannels(transport: PeerTransport): void {
+    if (this.dataChannels.association || !this.carriesDataChannels) return;
+    if (!this.desc.sections.some((s) => s.kind === "application" && !s.rejected)) return;
+    const association = new SctpAssociation({
+      // Toward browsers Patchbay is the DTLS server; SCTP has no roles beyond who sends INIT.
+      isServer: (this.desc.dtlsRole ?? "server") === "server",
+      sendRecord: (record) => transport.sendApplicationData?.(record),
+    });
+    transport.onApplicationData = (record) => association.receiveRecord(record);
+    this.dataChannels.attach(association);
+    if (transport.state === "connected") association.start();
+  }
+
   /** Tell the transport what the committed description means. */
   private syncTransport(): void {
     const transport = this.transport;
     if (!transport || this.closeReason) return;
+    this.syncDataChannels(transport);
     const specs: ReceiveStreamSpec[] = [];
     for (const s of this.desc.sections) {
       if (s.rejected || !s.receive || !peerSends(s.remoteDirection)) continue;
@@ -959,7 +985,7 @@ export class Session {
   private answerDraft(offer: RemoteDescription): AnswerDraft {
     this.requireTransport();
     try {
-      return new AnswerDraft(this.desc, offer);
+      return new AnswerDraft(this.desc, offer, { dataChannels: this.carriesDataChannels });
     } catch (err) {
       throw this.negotiationError(err);
     }
@@ -1099,6 +1125,8 @@ export class Session {
     if (state === "connected") {
       const previous = this.state;
       this.state = "connected";
+      const association = this.dataChannels.association;
+      if (association && !association.connected) association.start();
       clearTimeout(this.timer);
       if (previous !== "connected") this.host.onSessionState?.(this, "connected", previous);
     } else if (state === "disconnected" || state === "failed") {

@@ -240,7 +240,29 @@ describe("answering offers", () => {
     assert.equal(draft.bindSend("1", spec(OPUS)), undefined);
   });
 
-  it("a data channel m-line is rejected (port 0) for now; the audio next to it is answered", () => {
+  it("with data channels (the native plane): m=application answered live in BUNDLE with sctp-port and max-message-size", () => {
+    const draft = new AnswerDraft(emptyState(), offerOf("chromium-audio-sendrecv-datachannel.offer"), {
+      dataChannels: true,
+    });
+    const next = draft.finish();
+    const sdp = parse(writeDescription(next, "answer", LOCAL));
+    const app = sdp.media[1];
+    assert.equal(app.type, "application");
+    assert.equal(app.port, 9);
+    assert.equal(app.protocol, "UDP/DTLS/SCTP");
+    assert.equal(String(app.payloads), "webrtc-datachannel");
+    assert.equal(app.sctpPort, 5000);
+    assert.equal(app.maxMessageSize, 262_144);
+    assert.equal(app.setup, "passive");
+    assert.equal(String(sdp.groups?.[0].mids), "0 1");
+    // A later offer keeps it; an answer to our own re-offer does too.
+    const again = new AnswerDraft(next, offerOf("chromium-audio-sendrecv-datachannel.offer"), {
+      dataChannels: true,
+    });
+    assert.equal(again.finish().sections[1].rejected, false);
+  });
+
+  it("without data channels (the werift plane): m=application is rejected (port 0); the audio next to it is answered", () => {
     const { sdp } = answer(emptyState(), "chromium-audio-sendrecv-datachannel.offer");
     assert.equal(sdp.media[1].type, "application");
     assert.equal(sdp.media[1].port, 0);

@@ -3,11 +3,13 @@ import type { z } from "zod";
 import { looksLikeSdp } from "../../rtc/negotiation/remote-description.ts";
 import { type LayerPreference, NoUdpPortError } from "../../rtc/peer-transport.ts";
 import { type AppLimits, QuotaExceededError } from "../../sfu/app-state.ts";
+import type { DataChannelResult } from "../../sfu/data-channels.ts";
 import type { Session, TrackRequest } from "../../sfu/session.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
 import {
   countMediaSections,
+  DataChannelsNewBody,
   decode,
   decodeTracksRequest,
   RenegotiateBody,
@@ -157,7 +159,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
 
   app.get("/sessions/:sessionId", async (req) => {
     const { session } = sessionOf(req, false);
-    return { tracks: session.tracks(), dataChannels: [] };
+    return { tracks: session.tracks(), dataChannels: session.dataChannels.list() };
   });
 
   app.post("/sessions/:sessionId/tracks/new", async (req) => {
@@ -239,11 +241,61 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return res;
   });
 
-  // Cloudflare's data channel routes exist in the API but not yet here: say so precisely (after the usual
-  // authentication and session checks) instead of a bare 404 "no such route".
+  // Cloudflare's data channels (issue 12): `new` publishes and subscribes named channels on the session's SCTP
+  // association, which its offer created (a data channel in the browser's first offer, as Cloudflare's
+  // examples do). The transport cannot be added later yet, and channels are not updated or closed one by one:
+  // those routes say so precisely.
+  app.post("/sessions/:sessionId/datachannels/new", async (req) => {
+    const { session } = sessionOf(req);
+    const body = decode(DataChannelsNewBody, req.body);
+    const items = body.dataChannels ?? [];
+    if (items.length < 1 || items.length > 16)
+      throw new ApiError("invalid_params", `dataChannels must hold 1 to 16 items, got ${items.length}`);
+    const state = ctx.appOf(req).state;
+    const results = items.map((item, i) => {
+      const name = item.dataChannelName;
+      if (typeof name !== "string" || name.length === 0 || name.length > 256)
+        throw new ApiError(
+          "invalid_params",
+          `dataChannels[${i}].dataChannelName must be 1 to 256 characters`,
+        );
+      if (item.location !== "local" && item.location !== "remote")
+        throw new ApiError("invalid_params", `dataChannels[${i}].location must be "local" or "remote"`);
+      if (item.location === "remote" && !item.sessionId)
+        throw new ApiError("invalid_params", `dataChannels[${i}].sessionId is required for a remote channel`);
+      const echo = {
+        location: item.location,
+        dataChannelName: name,
+        ...(item.sessionId ? { sessionId: item.sessionId } : {}),
+        ...(item.waitForAck === true ? { waitForAck: true } : {}),
+      };
+      if (!session.dataChannels.available)
+        return {
+          ...echo,
+          errorCode: "datachannel_error",
+          errorDescription: `session ${session.id} has no data channel transport: create one data channel before the first offer (pc.createDataChannel), as Cloudflare's examples do`,
+        };
+      let r: DataChannelResult;
+      if (item.location === "local") r = session.dataChannels.publish(name);
+      else {
+        const source = state.lookup(item.sessionId!);
+        r = source.ok
+          ? session.dataChannels.subscribe(source.session.dataChannels, name, item.waitForAck === true)
+          : {
+              ok: false,
+              errorCode: "not_found_datachannel_error",
+              errorDescription: `no session ${item.sessionId} in this app`,
+            };
+      }
+      return r.ok
+        ? { ...echo, id: r.id }
+        : { ...echo, errorCode: r.errorCode, errorDescription: r.errorDescription };
+    });
+    return { dataChannels: ctx.itemsFailed(req, 200, results) };
+  });
+
   for (const [method, route] of [
     ["post", "establish"],
-    ["post", "new"],
     ["put", "update"],
     ["put", "close"],
   ] as const) {
@@ -251,7 +303,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
       sessionOf(req, false);
       throw new ApiError(
         "datachannels_unsupported",
-        `datachannels/${route}: Patchbay does not carry data channels yet (SCTP is not relayed; an offer's m=application is rejected with port 0). Tracks and WebSocket adapters work.`,
+        `datachannels/${route} is not implemented yet: data channels work through datachannels/new on a session whose first offer carried a data channel; they end with their sessions.`,
       );
     });
   }

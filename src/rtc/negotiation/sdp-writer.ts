@@ -52,12 +52,53 @@ function rejectedSection(s: Section): MediaDescription {
   } as unknown as MediaDescription;
 }
 
+/** Largest message we accept on a data channel (a=max-message-size, RFC 8841). */
+export const MAX_DATA_CHANNEL_MESSAGE = 262_144;
+
+function candidateLines(t: LocalTransportParameters): MediaDescription["candidates"] {
+  return t.candidates.map((c) => ({
+    foundation: c.foundation,
+    component: 1,
+    transport: "udp",
+    priority: c.priority,
+    ip: c.ip,
+    port: c.port,
+    type: "host",
+  }));
+}
+
+/** m=application for data channels: SCTP over the session's one DTLS transport (RFC 8841). */
+function applicationSection(
+  s: Section,
+  type: "offer" | "answer",
+  state: SessionDescriptionState,
+  t: LocalTransportParameters,
+): MediaDescription {
+  return {
+    type: "application",
+    port: 9,
+    protocol: "UDP/DTLS/SCTP",
+    payloads: "webrtc-datachannel",
+    connection: { version: 4, ip: "0.0.0.0" },
+    iceUfrag: t.iceUfrag,
+    icePwd: t.icePwd,
+    fingerprint: { type: t.fingerprint.algorithm, hash: t.fingerprint.value },
+    setup: setupValue(type, state),
+    mid: s.mid,
+    sctpPort: 5000,
+    maxMessageSize: MAX_DATA_CHANNEL_MESSAGE,
+    candidates: candidateLines(t),
+    endOfCandidates: "end-of-candidates",
+  } as MediaDescription;
+}
+
 function liveSection(
   s: Section,
   type: "offer" | "answer",
   state: SessionDescriptionState,
   t: LocalTransportParameters,
 ): MediaDescription {
+  if (s.kind === "application") return applicationSection(s, type, state, t);
   const m: MediaDescription = {
     type: s.kind,
     port: 9,
@@ -84,15 +125,7 @@ function liveSection(
           : { payload: c.payloadType, type: fbType };
       }),
     ),
-    candidates: t.candidates.map((c) => ({
-      foundation: c.foundation,
-      component: 1,
-      transport: "udp",
-      priority: c.priority,
-      ip: c.ip,
-      port: c.port,
-      type: "host",
-    })),
+    candidates: candidateLines(t),
     endOfCandidates: "end-of-candidates",
   };
   if (s.send) {

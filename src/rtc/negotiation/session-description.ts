@@ -70,6 +70,8 @@ export interface Section {
   remoteDirection: Direction;
   remoteSsrcs: number[];
   remoteMsid?: { streamId: string; trackId: string };
+  /** m=application: the peer's a=sctp-port (data channels). */
+  sctpPort?: number;
 }
 
 export interface SessionDescriptionState {
@@ -174,9 +176,11 @@ export class AnswerDraft {
   private readonly sections: Section[];
   private readonly info: OfferedSection[];
 
+  /** `dataChannels`: accept one m=application (SCTP over DTLS); planes that cannot carry it reject it. */
   constructor(
     private readonly base: SessionDescriptionState,
     readonly offer: RemoteDescription,
+    private readonly options: { dataChannels?: boolean } = {},
   ) {
     if (offer.type !== "offer") throw new SdpError("expected an offer");
     if (offer.sections.length < base.sections.length)
@@ -221,6 +225,11 @@ export class AnswerDraft {
       remoteSsrcs: [...o.ssrcs],
       remoteMsid: o.msid ? { ...o.msid } : undefined,
     };
+    if (o.kind === "application" && !o.rejected && this.acceptsApplication(o)) {
+      section.sctpPort = o.sctpPort ?? 5000;
+      section.remoteDirection = "sendrecv";
+      return section;
+    }
     if (o.rejected || !isMediaKind(o.kind)) {
       section.rejected = true;
       // A rejected m-line still names one of the offered formats (some stacks refuse an unknown one).
@@ -234,6 +243,15 @@ export class AnswerDraft {
     section.recvRids = peerSends(o.direction) ? o.sendRids.map((r) => ({ ...r })) : (carried?.recvRids ?? []);
     this.negotiateCodecs(section, o, carried);
     return section;
+  }
+
+  /** One data channel transport per session: the first live SCTP m-line, if the plane carries it. */
+  private acceptsApplication(o: RemoteSection): boolean {
+    if (!this.options.dataChannels || !/^(UDP\/)?DTLS\/SCTP$/.test(o.protocol)) return false;
+    const first = [...this.base.sections, ...this.sections].find(
+      (s) => s.kind === "application" && !s.rejected,
+    );
+    return first === undefined || first.mid === o.mid;
   }
 
   private negotiateCodecs(section: Section, o: RemoteSection, carried: Section | undefined): void {
@@ -533,6 +551,8 @@ export function applyAnswer(pending: SessionDescriptionState, answer: RemoteDesc
       s.receive = false;
       return s;
     }
+    // Data channels: no codecs to agree on; the transport stays as negotiated.
+    if (s.kind === "application") return s;
     s.remoteDirection = a.direction;
     s.remoteSsrcs = [...a.ssrcs];
     s.remoteMsid = a.msid ? { ...a.msid } : undefined;
