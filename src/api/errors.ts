@@ -66,7 +66,7 @@ export const ERRORS = {
   datachannels_unsupported: {
     status: 501,
     description:
-      "datachannels/establish, update and close are not implemented yet; the description says what works instead (Patchbay-only)",
+      "datachannels/establish is not implemented yet; the description says what works instead (Patchbay-only)",
   },
   turn_not_configured: {
     status: 503,

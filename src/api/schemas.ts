@@ -84,8 +84,8 @@ export const TracksUpdateBody = z.looseObject({
   sessionDescription: SessionDescription.optional(),
 });
 
-/** datachannels/new: presence and values are checked by the route (→ 406), types here (→ 400). */
-export const DataChannelsNewBody = z.looseObject({
+/** datachannels/new and /update: presence and values are checked by the route (→ 406), types here (→ 400). */
+export const DataChannelsBody = z.looseObject({
   dataChannels: z
     .array(
       z.looseObject({
@@ -93,9 +93,16 @@ export const DataChannelsNewBody = z.looseObject({
         dataChannelName: z.string().optional(),
         sessionId: z.string().optional(),
         waitForAck: z.boolean().optional(),
+        canReply: z.boolean().optional(),
+        ordered: z.boolean().optional(),
+        maxRetransmits: z.number().optional(),
       }),
     )
     .optional(),
+});
+
+export const DataChannelsCloseBody = z.looseObject({
+  dataChannels: z.array(z.looseObject({ id: z.number().optional() })).optional(),
 });
 
 export const RenegotiateBody = z.looseObject({ sessionDescription: SessionDescription });

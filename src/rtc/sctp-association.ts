@@ -48,7 +48,12 @@ interface WeriftSctp {
   associationState: number;
   readonly onReceive: { subscribe(fn: (streamId: number, ppid: number, data: Buffer) => void): unknown };
   readonly stateChanged: Record<"connected" | "closed", { subscribe(fn: () => void): unknown }>;
-  send(streamId: number, ppid: number, data: Buffer, opts?: { ordered?: boolean }): Promise<void>;
+  send(
+    streamId: number,
+    ppid: number,
+    data: Buffer,
+    opts?: { ordered?: boolean; maxRetransmits?: number },
+  ): Promise<void>;
   start(remotePort?: number): Promise<void>;
   stop(): Promise<void>;
   handleData(data: Buffer): Promise<void>;
@@ -107,6 +112,7 @@ interface Pending {
   ppid: number;
   data: Buffer;
   ordered: boolean;
+  maxRetransmits?: number;
 }
 
 export class SctpAssociation {
@@ -170,12 +176,12 @@ export class SctpAssociation {
    * Queues one message; false when the association cannot take it (not connected, closed, or more than
    * maxQueuedBytes already waiting: the caller decides what a slow peer loses).
    */
-  send(streamId: number, ppid: number, data: Buffer, ordered = true): boolean {
+  send(streamId: number, ppid: number, data: Buffer, ordered = true, maxRetransmits?: number): boolean {
     if (this.closed || !this.connected) return false;
     if (this.queuedBytes + data.length > (this.opts.maxQueuedBytes ?? 4 << 20)) return false;
     // RFC 8831 §6.6: an empty message is sent as one zero byte with an "empty" PPID.
     const body = data.length === 0 ? Buffer.alloc(1) : data;
-    this.pending.push({ streamId, ppid, data: body, ordered });
+    this.pending.push({ streamId, ppid, data: body, ordered, maxRetransmits });
     this.queuedBytes += body.length;
     this.pump();
     return true;
@@ -204,7 +210,9 @@ export class SctpAssociation {
       while (this.pendingHead < end) {
         const m = this.pending[this.pendingHead++];
         this.queuedBytes -= m.data.length;
-        this.sctp.send(m.streamId, m.ppid, m.data, { ordered: m.ordered }).catch(() => this.sendFailures++);
+        this.sctp
+          .send(m.streamId, m.ppid, m.data, { ordered: m.ordered, maxRetransmits: m.maxRetransmits })
+          .catch(() => this.sendFailures++);
       }
     }
     if (this.pendingHead > 1024 && this.pendingHead * 2 > this.pending.length) {

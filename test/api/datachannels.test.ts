@@ -10,6 +10,9 @@ import { startTestServer, type TestServer } from "../helpers/server.ts";
 
 type Item = {
   id?: number;
+  status?: string;
+  canReply?: boolean;
+  repliesReceived?: number;
   waitForAck?: boolean;
   waitingForAck?: boolean;
   messagesReceived?: number;
@@ -108,7 +111,14 @@ describe("datachannels routes", { timeout: 60_000 }, () => {
       Array.from({ length: 1000 }, (_, i) => `score ${i}`),
     );
     assert.deepEqual(await channelsOf(a.sessionId), [
-      { location: "local", dataChannelName: "scores", id: pubId, messagesReceived: 1000 },
+      {
+        location: "local",
+        dataChannelName: "scores",
+        id: pubId,
+        status: "active",
+        messagesReceived: 1000,
+        repliesReceived: 0,
+      },
     ]);
     const [subInfo] = await channelsOf(b.sessionId);
     assert.equal(subInfo.messagesDelivered, 1000);
@@ -125,7 +135,6 @@ describe("datachannels routes", { timeout: 60_000 }, () => {
     const sub = await newChannels(b.sessionId, [
       { location: "remote", sessionId: a.sessionId, dataChannelName: "gated", waitForAck: true },
     ]);
-    assert.equal(sub.body.dataChannels[0].waitForAck, true);
     const out = a.pc.createDataChannel("gated", { negotiated: true, id: pubId });
     const inn = b.pc.createDataChannel("gated-in", { negotiated: true, id: sub.body.dataChannels[0].id! });
     const atPublisher: string[] = [];
@@ -221,23 +230,122 @@ describe("datachannels routes", { timeout: 60_000 }, () => {
     });
   }
 
-  for (const [method, route] of [
-    ["POST", "establish"],
-    ["PUT", "update"],
-    ["PUT", "close"],
-  ] as const) {
-    test(`${method} datachannels/${route}: 501 datachannels_unsupported naming the route`, async () => {
-      const { sessionId } = await server.api.newSession();
-      const res = await server.api.raw<{ errorCode: string; errorDescription: string }>(
-        method,
-        `sessions/${sessionId}/datachannels/${route}`,
-        { dataChannels: [{ location: "local", dataChannelName: "chat" }] },
-      );
-      assert.equal(res.status, 501);
-      assert.equal(res.body.errorCode, "datachannels_unsupported");
-      assert.match(res.body.errorDescription, new RegExp(`^datachannels/${route} is not implemented yet`));
+  test("POST datachannels/establish: 501 datachannels_unsupported saying what to do instead", async () => {
+    const { sessionId } = await server.api.newSession();
+    const res = await server.api.raw<{ errorCode: string; errorDescription: string }>(
+      "POST",
+      `sessions/${sessionId}/datachannels/establish`,
+      { dataChannel: { location: "remote", dataChannelName: "server-events" } },
+    );
+    assert.equal(res.status, 501);
+    assert.equal(res.body.errorCode, "datachannels_unsupported");
+    assert.match(
+      res.body.errorDescription,
+      /^datachannels\/establish is not implemented yet: create one data channel/,
+    );
+  });
+
+  test("canReply: one subscriber's messages go back to the publisher; granting another replaces it; revoked, nothing", async () => {
+    const a = await dataSession();
+    const b = await dataSession();
+    const c = await dataSession();
+    const pubId = (await newChannels(a.sessionId, [{ location: "local", dataChannelName: "room" }])).body
+      .dataChannels[0].id!;
+    const subB = (
+      await newChannels(b.sessionId, [
+        { location: "remote", sessionId: a.sessionId, dataChannelName: "room", canReply: true },
+      ])
+    ).body.dataChannels[0];
+    const subC = (
+      await newChannels(c.sessionId, [
+        { location: "remote", sessionId: a.sessionId, dataChannelName: "room" },
+      ])
+    ).body.dataChannels[0];
+    const out = a.pc.createDataChannel("room", { negotiated: true, id: pubId });
+    const inB = b.pc.createDataChannel("room-b", { negotiated: true, id: subB.id! });
+    const inC = c.pc.createDataChannel("room-c", { negotiated: true, id: subC.id! });
+    await Promise.all([opened(out), opened(inB), opened(inC)]);
+    const atPublisher: string[] = [];
+    out.onMessage.subscribe((m) => atPublisher.push(m.toString()));
+    const atC: string[] = [];
+    inC.onMessage.subscribe((m) => atC.push(m.toString()));
+    assert.equal((await channelsOf(b.sessionId))[0].canReply, true);
+
+    inB.send("from b (can reply)");
+    inC.send("from c (cannot)");
+    await until(async () => atPublisher.length === 1);
+    assert.deepEqual(atPublisher, ["from b (can reply)"]);
+
+    // Granting C replaces B (at most one replier per channel).
+    const grant = await server.api.raw<{ dataChannels: Item[] }>(
+      "PUT",
+      `sessions/${c.sessionId}/datachannels/update`,
+      {
+        dataChannels: [
+          { location: "remote", sessionId: a.sessionId, dataChannelName: "room", canReply: true },
+        ],
+      },
+    );
+    assert.deepEqual(grant.body.dataChannels, [
+      { location: "remote", sessionId: a.sessionId, dataChannelName: "room", id: subC.id, canReply: true },
+    ]);
+    assert.equal((await channelsOf(b.sessionId))[0].canReply, undefined);
+    inB.send("from b (no longer)");
+    inC.send("from c (now can)");
+    await until(async () => atPublisher.length === 2);
+    assert.deepEqual(atPublisher, ["from b (can reply)", "from c (now can)"]);
+    assert.deepEqual(atC, [], "replies are not fanned out to other subscribers");
+
+    const revoke = await server.api.raw<{ dataChannels: Item[] }>(
+      "PUT",
+      `sessions/${c.sessionId}/datachannels/update`,
+      {
+        dataChannels: [
+          { location: "remote", sessionId: a.sessionId, dataChannelName: "room", canReply: false },
+        ],
+      },
+    );
+    assert.equal(revoke.body.dataChannels[0].canReply, false);
+    assert.equal((await channelsOf(a.sessionId))[0].repliesReceived, 2);
+  });
+
+  test("close: a subscription ends; a published channel ends for its subscribers (inactive); unknown ids are item errors", async () => {
+    const a = await dataSession();
+    const b = await dataSession();
+    const pubId = (
+      await newChannels(a.sessionId, [{ location: "local", dataChannelName: "news", ordered: false }])
+    ).body.dataChannels[0].id!;
+    const subId = (
+      await newChannels(b.sessionId, [
+        { location: "remote", sessionId: a.sessionId, dataChannelName: "news" },
+      ])
+    ).body.dataChannels[0].id!;
+    const close = (sessionId: string, ids: number[]) =>
+      server.api.raw<{ dataChannels: Item[] }>("PUT", `sessions/${sessionId}/datachannels/close`, {
+        dataChannels: ids.map((id) => ({ id })),
+      });
+    const closedPub = await close(a.sessionId, [pubId, 999]);
+    assert.equal(closedPub.status, 200);
+    assert.deepEqual(closedPub.body.dataChannels[0], {
+      location: "local",
+      dataChannelName: "news",
+      id: pubId,
     });
-  }
+    assert.equal(closedPub.body.dataChannels[1].errorCode, "not_found_datachannel_error");
+    assert.deepEqual(await channelsOf(a.sessionId), []);
+    const [sub] = await channelsOf(b.sessionId);
+    assert.equal(sub.status, "inactive", "the publisher closed it");
+    const closedSub = await close(b.sessionId, [subId]);
+    assert.deepEqual(closedSub.body.dataChannels[0], {
+      location: "remote",
+      sessionId: a.sessionId,
+      dataChannelName: "news",
+      id: subId,
+    });
+    assert.deepEqual(await channelsOf(b.sessionId), []);
+    const again = await close(b.sessionId, [subId]);
+    assert.equal(again.body.dataChannels[0].errorCode, "not_found_datachannel_error");
+  });
 
   test("the session and the token are checked first (404 session_error, 401)", async () => {
     const missing = await server.api.raw<{ errorCode: string }>(

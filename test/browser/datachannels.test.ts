@@ -105,7 +105,7 @@ describe("browser data channels: Cloudflare's echo-datachannels flow", { timeout
     });
     assert.deepEqual(subscribed.response, {
       dataChannels: [
-        { location: "remote", dataChannelName: "channel-one", sessionId: sessionA, id: subscribed.id },
+        { location: "remote", sessionId: sessionA, dataChannelName: "channel-one", id: subscribed.id },
       ],
     });
 
@@ -141,9 +141,10 @@ describe("browser data channels: Cloudflare's echo-datachannels flow", { timeout
     assert.deepEqual(info.body.dataChannels, [
       {
         location: "remote",
+        sessionId: sessionA,
         dataChannelName: "channel-one",
         id: subscribed.id,
-        sessionId: sessionA,
+        status: "active",
         messagesDelivered: N,
         messagesDropped: 0,
       },

@@ -3,13 +3,11 @@ import type { z } from "zod";
 import { looksLikeSdp } from "../../rtc/negotiation/remote-description.ts";
 import { type LayerPreference, NoUdpPortError } from "../../rtc/peer-transport.ts";
 import { type AppLimits, QuotaExceededError } from "../../sfu/app-state.ts";
-import type { DataChannelResult } from "../../sfu/data-channels.ts";
 import type { Session, TrackRequest } from "../../sfu/session.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
 import {
   countMediaSections,
-  DataChannelsNewBody,
   decode,
   decodeTracksRequest,
   RenegotiateBody,
@@ -19,6 +17,7 @@ import {
   TracksNewBody,
   TracksUpdateBody,
 } from "../schemas.ts";
+import { dataChannelRoutes } from "./datachannels.ts";
 
 type SessionParams = { appId: string; sessionId: string };
 
@@ -105,12 +104,17 @@ async function negotiate<T>(what: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+export type SessionOf = (
+  req: FastifyRequest,
+  negotiable?: boolean,
+) => { session: Session; limits: AppLimits };
+
 export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   /**
    * The session named in the URL and its app's limits; `negotiable` refuses adapter sessions (they have no
    * peer connection).
    */
-  const sessionOf = (req: FastifyRequest, negotiable = true): { session: Session; limits: AppLimits } => {
+  const sessionOf: SessionOf = (req, negotiable = true) => {
     const state = ctx.appOf(req).state;
     const { sessionId } = req.params as SessionParams;
     const found = state.lookup(sessionId);
@@ -241,70 +245,5 @@ export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
     return res;
   });
 
-  // Cloudflare's data channels (issue 12): `new` publishes and subscribes named channels on the session's SCTP
-  // association, which its offer created (a data channel in the browser's first offer, as Cloudflare's
-  // examples do). The transport cannot be added later yet, and channels are not updated or closed one by one:
-  // those routes say so precisely.
-  app.post("/sessions/:sessionId/datachannels/new", async (req) => {
-    const { session } = sessionOf(req);
-    const body = decode(DataChannelsNewBody, req.body);
-    const items = body.dataChannels ?? [];
-    if (items.length < 1 || items.length > 16)
-      throw new ApiError("invalid_params", `dataChannels must hold 1 to 16 items, got ${items.length}`);
-    const state = ctx.appOf(req).state;
-    const results = items.map((item, i) => {
-      const name = item.dataChannelName;
-      if (typeof name !== "string" || name.length === 0 || name.length > 256)
-        throw new ApiError(
-          "invalid_params",
-          `dataChannels[${i}].dataChannelName must be 1 to 256 characters`,
-        );
-      if (item.location !== "local" && item.location !== "remote")
-        throw new ApiError("invalid_params", `dataChannels[${i}].location must be "local" or "remote"`);
-      if (item.location === "remote" && !item.sessionId)
-        throw new ApiError("invalid_params", `dataChannels[${i}].sessionId is required for a remote channel`);
-      const echo = {
-        location: item.location,
-        dataChannelName: name,
-        ...(item.sessionId ? { sessionId: item.sessionId } : {}),
-        ...(item.waitForAck === true ? { waitForAck: true } : {}),
-      };
-      if (!session.dataChannels.available)
-        return {
-          ...echo,
-          errorCode: "datachannel_error",
-          errorDescription: `session ${session.id} has no data channel transport: create one data channel before the first offer (pc.createDataChannel), as Cloudflare's examples do`,
-        };
-      let r: DataChannelResult;
-      if (item.location === "local") r = session.dataChannels.publish(name);
-      else {
-        const source = state.lookup(item.sessionId!);
-        r = source.ok
-          ? session.dataChannels.subscribe(source.session.dataChannels, name, item.waitForAck === true)
-          : {
-              ok: false,
-              errorCode: "not_found_datachannel_error",
-              errorDescription: `no session ${item.sessionId} in this app`,
-            };
-      }
-      return r.ok
-        ? { ...echo, id: r.id }
-        : { ...echo, errorCode: r.errorCode, errorDescription: r.errorDescription };
-    });
-    return { dataChannels: ctx.itemsFailed(req, 200, results) };
-  });
-
-  for (const [method, route] of [
-    ["post", "establish"],
-    ["put", "update"],
-    ["put", "close"],
-  ] as const) {
-    app[method](`/sessions/:sessionId/datachannels/${route}`, async (req) => {
-      sessionOf(req, false);
-      throw new ApiError(
-        "datachannels_unsupported",
-        `datachannels/${route} is not implemented yet: data channels work through datachannels/new on a session whose first offer carried a data channel; they end with their sessions.`,
-      );
-    });
-  }
+  dataChannelRoutes(app, ctx, sessionOf);
 }
