@@ -63,11 +63,6 @@ export const ERRORS = {
     status: 503,
     description: "every UDP port of --rtc-min-port..--rtc-max-port is in use; nothing was created",
   },
-  datachannels_unsupported: {
-    status: 501,
-    description:
-      "datachannels/establish is not implemented yet; the description says what works instead (Patchbay-only)",
-  },
   turn_not_configured: {
     status: 503,
     description:

@@ -101,6 +101,13 @@ export const DataChannelsBody = z.looseObject({
     .optional(),
 });
 
+export const DataChannelsEstablishBody = z.looseObject({
+  dataChannel: z
+    .looseObject({ location: z.string().optional(), dataChannelName: z.string().optional() })
+    .optional(),
+  sessionDescription: SessionDescription.optional(),
+});
+
 export const DataChannelsCloseBody = z.looseObject({
   dataChannels: z.array(z.looseObject({ id: z.number().optional() })).optional(),
 });

@@ -327,6 +327,50 @@ export class Session {
     );
   }
 
+  /**
+   * datachannels/establish: give the session its data channel transport. With the peer's offer (it must
+   * carry m=application) we answer; without, we offer m=application and the peer answers through PUT
+   * renegotiate. Already there: nothing to negotiate.
+   */
+  establishDataChannels(offerSdp: string | undefined): Promise<NegotiationResult> {
+    return this.negotiate(async () => {
+      this.requireTransport();
+      if (!this.carriesDataChannels)
+        throw new NegotiationError(
+          "this session's media plane (a ?thirdparty=true session) carries no data channels",
+        );
+      if (offerSdp !== undefined) {
+        const offer = this.parse("offer", offerSdp);
+        if (!offer.sections.some((s) => s.kind === "application" && !s.rejected))
+          throw new NegotiationError(
+            "the offer has no m=application section (create a data channel before createOffer)",
+          );
+        const local = await this.localParameters();
+        const state = this.answerDraft(offer).finish();
+        const sdp = writeDescription(state, "answer", local);
+        this.commitAnswer(state, offer, [], []);
+        return {
+          requiresImmediateRenegotiation: false,
+          sessionDescription: { type: "answer", sdp },
+          tracks: [],
+        };
+      }
+      if (this.dataChannels.available) return { requiresImmediateRenegotiation: false, tracks: [] };
+      const draft = new OfferDraft(this.pending?.state ?? this.desc);
+      draft.addApplicationSection();
+      const local = await this.localParameters();
+      const state = draft.finish();
+      const sdp = writeDescription(state, "offer", local);
+      this.pending = {
+        state,
+        publishes: this.pending?.publishes ?? [],
+        pulls: this.pending?.pulls ?? [],
+        closes: this.pending?.closes ?? [],
+      };
+      return { requiresImmediateRenegotiation: true, sessionDescription: { type: "offer", sdp }, tracks: [] };
+    });
+  }
+
   /** PUT renegotiate: the client's answer to our last offer. */
   renegotiate(answerSdp: string): Promise<void> {
     return this.negotiate(async () => {
@@ -845,9 +889,12 @@ export class Session {
   private syncDataChannels(transport: PeerTransport): void {
     if (this.dataChannels.association || !this.carriesDataChannels) return;
     if (!this.desc.sections.some((s) => s.kind === "application" && !s.rejected)) return;
+    // SCTP's only role is who sends INIT. At the first negotiation the DTLS client does (browsers, as the
+    // DTLS client toward us, start SCTP with DTLS); when the transport is added to a running connection
+    // (datachannels/establish), some stacks (werift) only answer, so Patchbay sends INIT itself.
+    const lateAddition = transport.state === "connected";
     const association = new SctpAssociation({
-      // Toward browsers Patchbay is the DTLS server; SCTP has no roles beyond who sends INIT.
-      isServer: (this.desc.dtlsRole ?? "server") === "server",
+      isServer: !lateAddition && (this.desc.dtlsRole ?? "server") === "server",
       sendRecord: (record) => transport.sendApplicationData?.(record),
     });
     transport.onApplicationData = (record) => association.receiveRecord(record);

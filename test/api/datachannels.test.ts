@@ -230,19 +230,87 @@ describe("datachannels routes", { timeout: 60_000 }, () => {
     });
   }
 
-  test("POST datachannels/establish: 501 datachannels_unsupported saying what to do instead", async () => {
-    const { sessionId } = await server.api.newSession();
-    const res = await server.api.raw<{ errorCode: string; errorDescription: string }>(
+  test("establish: Patchbay offers the transport to a session that had none (PUT renegotiate), or answers the peer's offer", async () => {
+    // Variant 1: a session made without a data channel; Patchbay offers m=application.
+    const a = clientPeer();
+    peers.push(a);
+    a.addTransceiver("audio", { direction: "recvonly" }); // werift starts no transport for an inactive-only offer
+    await a.setLocalDescription(await a.createOffer());
+    const sa = await server.api.raw<{
+      sessionId: string;
+      sessionDescription: { type: "answer"; sdp: string };
+    }>("POST", "sessions/new", { sessionDescription: { type: "offer", sdp: a.localDescription!.sdp } });
+    await a.setRemoteDescription(sa.body.sessionDescription);
+    await waitConnected(a);
+    const aId = sa.body.sessionId;
+    const before = await newChannels(aId, [{ location: "local", dataChannelName: "x" }]);
+    assert.equal(before.body.dataChannels[0].errorCode, "datachannel_error");
+    const est = await server.api.raw<{
+      requiresImmediateRenegotiation: boolean;
+      dataChannel: { dataChannelName: string; id: number };
+      sessionDescription: { type: "offer"; sdp: string };
+    }>("POST", `sessions/${aId}/datachannels/establish`, {
+      dataChannel: { location: "remote", dataChannelName: "server-events" },
+    });
+    assert.equal(est.status, 200, JSON.stringify(est.body));
+    assert.equal(est.body.requiresImmediateRenegotiation, true);
+    assert.deepEqual(est.body.dataChannel, { dataChannelName: "server-events", id: 0 });
+    assert.match(est.body.sessionDescription.sdp, /m=application 9 UDP\/DTLS\/SCTP webrtc-datachannel/);
+    await a.setRemoteDescription(est.body.sessionDescription);
+    await a.setLocalDescription(await a.createAnswer());
+    const reneg = await server.api.raw("PUT", `sessions/${aId}/renegotiate`, {
+      sessionDescription: { type: "answer", sdp: a.localDescription!.sdp },
+    });
+    assert.equal(reneg.status, 200, JSON.stringify(reneg.body));
+
+    // Variant 2: the peer offers m=application itself on a session made without one.
+    const b = clientPeer();
+    peers.push(b);
+    b.addTransceiver("audio", { direction: "recvonly" }); // werift starts no transport for an inactive-only offer
+    await b.setLocalDescription(await b.createOffer());
+    const sb = await server.api.raw<{
+      sessionId: string;
+      sessionDescription: { type: "answer"; sdp: string };
+    }>("POST", "sessions/new", { sessionDescription: { type: "offer", sdp: b.localDescription!.sdp } });
+    await b.setRemoteDescription(sb.body.sessionDescription);
+    await waitConnected(b);
+    const bId = sb.body.sessionId;
+    // Negotiated, as establish answers it (id 0): werift numbers an in-band channel only when it starts SCTP
+    // itself, which it does not on a renegotiation.
+    b.createDataChannel("server-events", { negotiated: true, id: 0 });
+    await b.setLocalDescription(await b.createOffer());
+    const estB = await server.api.raw<{
+      requiresImmediateRenegotiation: boolean;
+      sessionDescription: { type: "answer"; sdp: string };
+    }>("POST", `sessions/${bId}/datachannels/establish`, {
+      dataChannel: { location: "remote", dataChannelName: "server-events" },
+      sessionDescription: { type: "offer", sdp: b.localDescription!.sdp },
+    });
+    assert.equal(estB.status, 200, JSON.stringify(estB.body));
+    assert.equal(estB.body.requiresImmediateRenegotiation, false);
+    await b.setRemoteDescription(estB.body.sessionDescription);
+
+    // Both now carry channels: A publishes, B subscribes, a message crosses.
+    const pubId = (await newChannels(aId, [{ location: "local", dataChannelName: "late" }])).body
+      .dataChannels[0].id!;
+    const subId = (await newChannels(bId, [{ location: "remote", sessionId: aId, dataChannelName: "late" }]))
+      .body.dataChannels[0].id!;
+    const out = a.createDataChannel("late", { negotiated: true, id: pubId });
+    const inn = b.createDataChannel("late-in", { negotiated: true, id: subId });
+    await Promise.all([opened(out), opened(inn)]);
+    const got = new Promise<string>((r) => inn.onMessage.subscribe((m) => r(m.toString())));
+    out.send("over a transport added later");
+    assert.equal(await got, "over a transport added later");
+
+    const wrong = await server.api.raw<{ errorCode: string }>(
       "POST",
-      `sessions/${sessionId}/datachannels/establish`,
-      { dataChannel: { location: "remote", dataChannelName: "server-events" } },
+      `sessions/${aId}/datachannels/establish`,
+      {
+        dataChannel: { location: "local", dataChannelName: "chat" },
+      },
     );
-    assert.equal(res.status, 501);
-    assert.equal(res.body.errorCode, "datachannels_unsupported");
-    assert.match(
-      res.body.errorDescription,
-      /^datachannels\/establish is not implemented yet: create one data channel/,
-    );
+    assert.equal(wrong.status, 406);
+    assert.equal(wrong.body.errorCode, "invalid_params");
   });
 
   test("canReply: one subscriber's messages go back to the publisher; granting another replaces it; revoked, nothing", async () => {

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { browserSuite, type ClientPage, type PageApi } from "../helpers/browser.ts";
+import { browserSuite, type ClientPage } from "../helpers/browser.ts";
 
 const N = 10_000;
 
@@ -16,35 +16,81 @@ type DcWindow = Window & {
   received?: (string | number)[];
 };
 
-/** Cloudflare's createCallsSession(), in the page: resolves with the session id once ICE is connected. */
-async function createSession(page: ClientPage): Promise<string> {
-  return page.page.evaluate(async (api: PageApi) => {
-    const w = window as DcWindow;
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
-    w.pc = pc;
-    pc.addTransceiver("audio", { direction: "inactive" });
-    pc.createDataChannel("server-events");
-    await pc.setLocalDescription(await pc.createOffer());
-    const res = await fetch(`${api.base}/v1/apps/${api.appId}/sessions/new`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${api.secret}` },
-      body: JSON.stringify({ sessionDescription: pc.localDescription }),
-    });
-    const body = await res.json();
-    if (!res.ok) throw new Error(`sessions/new ${res.status} ${JSON.stringify(body)}`);
-    const connected = new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`ICE ${pc.iceConnectionState} after 10 s`)), 10_000);
-      pc.addEventListener("iceconnectionstatechange", () => {
-        if (pc.iceConnectionState === "connected") {
-          clearTimeout(t);
-          resolve();
-        }
+/**
+ * Cloudflare's createCallsSession(), in the page: resolves with the session id once ICE is connected.
+ * `withDataChannel: false` leaves the data channel out (datachannels/establish adds the transport later).
+ */
+async function createSession(page: ClientPage, withDataChannel = true): Promise<string> {
+  return page.page.evaluate(
+    async ([api, withDataChannel]) => {
+      const w = window as DcWindow;
+      const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+      w.pc = pc;
+      pc.addTransceiver("audio", { direction: "inactive" });
+      if (withDataChannel) pc.createDataChannel("server-events");
+      await pc.setLocalDescription(await pc.createOffer());
+      const res = await fetch(`${api.base}/v1/apps/${api.appId}/sessions/new`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${api.secret}` },
+        body: JSON.stringify({ sessionDescription: pc.localDescription }),
       });
-    });
-    await pc.setRemoteDescription(body.sessionDescription);
-    await connected;
-    return body.sessionId as string;
-  }, page.api);
+      const body = await res.json();
+      if (!res.ok) throw new Error(`sessions/new ${res.status} ${JSON.stringify(body)}`);
+      const connected = new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`ICE ${pc.iceConnectionState} after 10 s`)), 10_000);
+        pc.addEventListener("iceconnectionstatechange", () => {
+          if (pc.iceConnectionState === "connected") {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+      });
+      await pc.setRemoteDescription(body.sessionDescription);
+      await connected;
+      return body.sessionId as string;
+    },
+    [page.api, withDataChannel] as const,
+  );
+}
+
+/** datachannels/establish from the page: Patchbay's offer answered through PUT renegotiate, or the page's offer. */
+async function establish(page: ClientPage, sessionId: string, pageOffers: boolean): Promise<unknown> {
+  return page.page.evaluate(
+    async ([api, sessionId, pageOffers]) => {
+      const pc = (window as DcWindow).pc!;
+      const base = `${api.base}/v1/apps/${api.appId}/sessions/${sessionId}`;
+      const headers = { Authorization: `Bearer ${api.secret}` };
+      const dataChannel = { location: "remote", dataChannelName: "server-events" };
+      if (pageOffers) {
+        pc.createDataChannel("server-events");
+        await pc.setLocalDescription(await pc.createOffer());
+      }
+      const res = await fetch(`${base}/datachannels/establish`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(
+          pageOffers ? { dataChannel, sessionDescription: pc.localDescription } : { dataChannel },
+        ),
+      });
+      const body = await res.json();
+      if (!res.ok) throw new Error(`establish ${res.status} ${JSON.stringify(body)}`);
+      await pc.setRemoteDescription(body.sessionDescription);
+      if (!pageOffers) {
+        await pc.setLocalDescription(await pc.createAnswer());
+        const r = await fetch(`${base}/renegotiate`, {
+          method: "PUT",
+          headers,
+          body: JSON.stringify({ sessionDescription: pc.localDescription }),
+        });
+        if (!r.ok) throw new Error(`renegotiate ${r.status} ${await r.text()}`);
+      }
+      return {
+        requiresImmediateRenegotiation: body.requiresImmediateRenegotiation,
+        dataChannel: body.dataChannel,
+      };
+    },
+    [page.api, sessionId, pageOffers] as const,
+  );
 }
 
 /** datachannels/new with one item, then the negotiated channel with the id the server gave. */
@@ -88,6 +134,37 @@ async function openChannel(
 
 describe("browser data channels: Cloudflare's echo-datachannels flow", { timeout: 120_000 }, () => {
   const env = browserSuite();
+
+  test("datachannels/establish on sessions made without a data channel: Patchbay's offer, and the page's", async () => {
+    const c = await env.browser.open();
+    const d = await env.browser.open();
+    const sessionC = await createSession(c, false);
+    const sessionD = await createSession(d, false);
+    assert.deepEqual(await establish(c, sessionC, false), {
+      requiresImmediateRenegotiation: true,
+      dataChannel: { dataChannelName: "server-events", id: 0 },
+    });
+    assert.deepEqual(await establish(d, sessionD, true), {
+      requiresImmediateRenegotiation: false,
+      dataChannel: { dataChannelName: "server-events", id: 0 },
+    });
+    await openChannel(c, sessionC, { location: "local", dataChannelName: "late" });
+    await openChannel(d, sessionD, { location: "remote", sessionId: sessionC, dataChannelName: "late" });
+    await c.page.evaluate(() => {
+      for (let i = 0; i < 100; i++) (window as DcWindow).channel!.send(`late ${i}`);
+    });
+    const got = await d.page.evaluate(async () => {
+      const w = window as DcWindow;
+      const deadline = performance.now() + 10_000;
+      while (w.received!.length < 100 && performance.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
+      return w.received!;
+    });
+    assert.deepEqual(
+      got,
+      Array.from({ length: 100 }, (_, i) => `late ${i}`),
+    );
+  });
 
   test("10 000 messages publisher → subscriber, in order, none lost; the session lists its channels", async () => {
     const a = await env.browser.open();

@@ -4,11 +4,11 @@ import type { DataChannelInfo, DataChannelResult, Delivery } from "../../sfu/dat
 import type { Session } from "../../sfu/session.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
-import { DataChannelsBody, DataChannelsCloseBody, decode } from "../schemas.ts";
-import type { SessionOf } from "./sessions.ts";
+import { DataChannelsBody, DataChannelsCloseBody, DataChannelsEstablishBody, decode } from "../schemas.ts";
+import { negotiate, requireSdp, type SessionOf } from "./sessions.ts";
 
-// Cloudflare's data channel routes (realtime-api-2024-05-21): new, update (canReply), close, on a session
-// whose first offer carried a data channel. `establish` (adding the transport afterwards) is not built.
+// Cloudflare's data channel routes (realtime-api-2024-05-21): establish (the SCTP transport, by the peer's
+// offer or ours), new, update (canReply), close.
 
 type Item = NonNullable<z.infer<typeof DataChannelsBody>["dataChannels"]>[number];
 
@@ -151,11 +151,23 @@ export function dataChannelRoutes(app: FastifyInstance, ctx: RouteContext, sessi
     return { dataChannels: ctx.itemsFailed(req, 200, results) };
   });
 
+  // Cloudflare: establish "only allows to pull the server-events channel"; it adds the SCTP transport. The
+  // server-events channel is stream 0, which this server never sends on (it has no events to send yet).
   app.post("/sessions/:sessionId/datachannels/establish", async (req) => {
-    sessionOf(req, false);
-    throw new ApiError(
-      "datachannels_unsupported",
-      "datachannels/establish is not implemented yet: create one data channel before the session's first offer (pc.createDataChannel), then use datachannels/new",
-    );
+    const { session, limits } = sessionOf(req);
+    const body = decode(DataChannelsEstablishBody, req.body);
+    const dc = body.dataChannel;
+    if (dc?.location !== "remote" || dc.dataChannelName !== "server-events")
+      throw new ApiError(
+        "invalid_params",
+        'dataChannel must be {"location": "remote", "dataChannelName": "server-events"}: establish only pulls the server-events channel',
+      );
+    const offer = requireSdp(body.sessionDescription, "offer", limits);
+    const res = await negotiate("datachannels/establish", () => session.establishDataChannels(offer));
+    return {
+      requiresImmediateRenegotiation: res.requiresImmediateRenegotiation,
+      dataChannel: { dataChannelName: "server-events", id: 0 },
+      ...(res.sessionDescription ? { sessionDescription: res.sessionDescription } : {}),
+    };
   });
 }

@@ -46,7 +46,7 @@ function layerPreference(s: z.infer<typeof SimulcastPreference> | undefined): La
  * The SDP of a request body, checked for its type and size: at most twice --max-tracks-per-session m-lines
  * (closed m-lines stay in a session's description until they are reused), counted before anything parses it.
  */
-function requireSdp(
+export function requireSdp(
   desc: { type: string; sdp: string } | undefined,
   type: "offer" | "answer",
   limits: AppLimits,
@@ -93,7 +93,7 @@ function noUdpPort(ctx: RouteContext, appId: string, err: NoUdpPortError): ApiEr
 }
 
 /** werift rejects bad SDP by throwing; clients get a 400 with its reason instead of a 500. */
-async function negotiate<T>(what: string, fn: () => Promise<T>): Promise<T> {
+export async function negotiate<T>(what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {

@@ -365,6 +365,31 @@ export class OfferDraft {
     return JSON.stringify(this.sections) !== JSON.stringify(this.base.sections);
   }
 
+  /** The data channel transport (m=application, SCTP over the session's DTLS); its mid, or the existing one's. */
+  addApplicationSection(): string {
+    const existing = this.sections.find((s) => s.kind === "application" && !s.rejected);
+    if (existing) return existing.mid;
+    const section: Section = {
+      mid: nextMid(this.sections),
+      kind: "application",
+      protocol: "UDP/DTLS/SCTP",
+      rejected: false,
+      createdBy: "server",
+      codecs: [],
+      extensions: [],
+      receive: false,
+      send: undefined,
+      recvRids: [],
+      remoteDirection: "sendrecv",
+      remoteSsrcs: [],
+      sctpPort: 5000,
+    };
+    const slot = this.sections.findIndex((s) => s.rejected && s.kind === "application");
+    if (slot >= 0) this.sections[slot] = section;
+    else this.sections.push(section);
+    return section.mid;
+  }
+
   /** A new m-line that sends one pulled track (a rejected m-line of the same kind is recycled). */
   addSendSection(kind: MediaKind, spec: SendSpec, opts: { receive?: boolean } = {}): string {
     const section = this.newSection(kind);
