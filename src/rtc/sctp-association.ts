@@ -57,6 +57,7 @@ interface WeriftSctp {
   start(remotePort?: number): Promise<void>;
   stop(): Promise<void>;
   handleData(data: Buffer): Promise<void>;
+  abort(): Promise<void>;
 }
 
 interface SctpTransportLike {
@@ -97,7 +98,19 @@ export interface SctpAssociationOptions {
   port?: number;
   /** Bytes queued before `send` refuses (the SFU's per-peer back-pressure bound). Default 4 MiB. */
   maxQueuedBytes?: number;
+  /**
+   * Largest message the peer may send (our a=max-message-size). A peer that sends a bigger one is aborted:
+   * werift reassembles without a bound, so a hostile peer could otherwise fill memory with one message.
+   */
+  maxMessageSize?: number;
 }
+
+/** Our a=max-message-size (RFC 8841): what the SDP announces and the association enforces. */
+export const MAX_MESSAGE_SIZE = 262_144;
+
+const DATA_CHUNK = 0;
+const FLAG_BEGIN = 0x02;
+const FLAG_END = 0x01;
 
 /**
  * Messages handed to werift at a time, and only once its own queue is empty. Each werift `send` waits for
@@ -124,6 +137,8 @@ export class SctpAssociation {
   malformed = 0;
   /** Sends that failed (association gone, werift refused). */
   sendFailures = 0;
+  /** Why the association was aborted by us (an oversize message), if it was. */
+  abortReason: string | undefined;
   connected = false;
   /** Bytes accepted by `send` and not yet handed to SCTP. */
   queuedBytes = 0;
@@ -159,6 +174,11 @@ export class SctpAssociation {
     });
   }
 
+  /** Closed by us (close(), or aborted for an oversize message): it carries nothing any more. */
+  get isClosed(): boolean {
+    return this.closed || this.abortReason !== undefined;
+  }
+
   /** Starts the association once DTLS is up (the client sends INIT; the server waits for it). */
   start(remotePort = this.opts.port ?? 5000): void {
     if (this.started || this.closed) return;
@@ -168,8 +188,50 @@ export class SctpAssociation {
 
   /** One DTLS application-data record from the peer. */
   receiveRecord(record: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.abortReason) return;
+    const oversize = this.oversizeStream(record);
+    if (oversize !== undefined) {
+      // The ABORT goes out first (close() stops sending); nothing more from this peer is read meanwhile.
+      this.abortReason = `the peer sent a message over ${this.maxMessageSize} bytes on stream ${oversize}`;
+      this.connected = false;
+      this.sctp
+        .abort()
+        .catch(() => {})
+        .finally(() => {
+          this.close();
+          this.onClosed.emit();
+        });
+      return;
+    }
     this.sctp.handleData(record).catch(() => this.malformed++);
+  }
+
+  private get maxMessageSize(): number {
+    return this.opts.maxMessageSize ?? MAX_MESSAGE_SIZE;
+  }
+
+  /**
+   * Reads the DATA chunks of one SCTP packet (RFC 9260 §3.3.1) before werift does and adds each fragment to its
+   * stream's open message; the stream whose message grew past maxMessageSize, if any. Retransmitted and
+   * reordered fragments can only overcount, never let a large message through.
+   */
+  private oversizeStream(packet: Buffer): number | undefined {
+    let at = 12;
+    while (at + 4 <= packet.length) {
+      const type = packet[at];
+      const flags = packet[at + 1];
+      const length = packet.readUInt16BE(at + 2);
+      if (length < 4) return undefined; // malformed: werift's parser will refuse it
+      if (type === DATA_CHUNK && length >= 16 && at + 16 <= packet.length) {
+        const stream = packet.readUInt16BE(at + 8);
+        const bytes = (flags & FLAG_BEGIN ? 0 : (this.openMessageBytes.get(stream) ?? 0)) + (length - 16);
+        if (bytes > this.maxMessageSize) return stream;
+        if (flags & FLAG_END) this.openMessageBytes.delete(stream);
+        else this.openMessageBytes.set(stream, bytes);
+      }
+      at += (length + 3) & ~3;
+    }
+    return undefined;
   }
 
   /**
@@ -188,6 +250,8 @@ export class SctpAssociation {
   }
 
   private pumpScheduled = false;
+  /** Bytes of the message being reassembled, per stream (from DATA chunks' B and E flags). */
+  private readonly openMessageBytes = new Map<number, number>();
 
   private schedulePump(): void {
     if (this.pumpScheduled || this.pendingHead >= this.pending.length) return;

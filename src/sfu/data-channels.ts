@@ -207,7 +207,7 @@ export class SessionDataChannels {
   }
 
   private get status(): DataChannelStatus {
-    if (this.closed || !this.association) return "inactive";
+    if (this.closed || !this.association || this.association.isClosed) return "inactive";
     return this.association.connected ? "active" : "initializing";
   }
 

@@ -52,8 +52,7 @@ function rejectedSection(s: Section): MediaDescription {
   } as unknown as MediaDescription;
 }
 
-/** Largest message we accept on a data channel (a=max-message-size, RFC 8841). */
-export const MAX_DATA_CHANNEL_MESSAGE = 262_144;
+import { MAX_MESSAGE_SIZE } from "../sctp-association.ts";
 
 function candidateLines(t: LocalTransportParameters): MediaDescription["candidates"] {
   return t.candidates.map((c) => ({
@@ -86,7 +85,7 @@ function applicationSection(
     setup: setupValue(type, state),
     mid: s.mid,
     sctpPort: 5000,
-    maxMessageSize: MAX_DATA_CHANNEL_MESSAGE,
+    maxMessageSize: MAX_MESSAGE_SIZE,
     candidates: candidateLines(t),
     endOfCandidates: "end-of-candidates",
   } as MediaDescription;
