@@ -6,29 +6,19 @@
 //
 //   node --import tsx bench/barge-in.ts [--rounds 30]
 
-import { createWriteStream, mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import type WebSocket from "ws";
 import { encodePacket } from "../src/adapters/websocket/packet-codec.ts";
-import { ApiClient } from "../src/client/api-client.ts";
 import { OpusDecoder } from "../src/media/opus-decoder.ts";
 import { pullAudio } from "../test/helpers/rtc-client.ts";
 import { rms, speechLike, toBytes } from "../test/helpers/signals.ts";
 import { startEndpoint } from "../test/helpers/ws-endpoints.ts";
 import { sleep } from "./lib/async.ts";
-import {
-  BENCH_DIR,
-  installChildCleanup,
-  ROOT,
-  runBenchMain,
-  spawnChild,
-  stopChild,
-  waitMessage,
-} from "./lib/children.ts";
+import { benchRun, startBenchServer } from "./lib/bench-run.ts";
+import { ROOT, runBenchMain, stopChild } from "./lib/children.ts";
 import { f, renderTable } from "./lib/format.ts";
-import { fileStamp, gitInfo, machineInfo } from "./lib/system.ts";
-import { BENCH_APP, type ServerMessage } from "./protocol.ts";
 
 const SILENT_RMS = 30;
 
@@ -42,17 +32,9 @@ async function main(): Promise<void> {
     options: { rounds: { type: "string", default: "30" }, out: { type: "string" } },
   });
   const rounds = Number(values.rounds);
-  installChildCleanup();
-  const stamp = fileStamp();
-  const resultsDir = join(BENCH_DIR, "results");
-  mkdirSync(resultsDir, { recursive: true });
-  const log = createWriteStream(join(resultsDir, `barge-in-${stamp}.log`));
-  const machine = machineInfo();
-  const git = gitInfo();
-  const server = spawnChild("server-process.ts", log, "server", []);
-  const ready = await waitMessage<ServerMessage>(server, (m) => m.type === "ready", 60_000, "server start");
-  if (ready.type !== "ready") throw new Error("unreachable");
-  const api = new ApiClient(`${ready.url}/v1`, BENCH_APP.appId, BENCH_APP.secret);
+  const run = benchRun("barge-in");
+  const { stamp, resultsDir, log, machine, git } = run;
+  const { server, api } = await startBenchServer(run);
   const endpoint = await startEndpoint();
   const res = await api.raw<{ tracks: { sessionId: string; errorCode?: string }[] }>(
     "POST",

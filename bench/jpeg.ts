@@ -8,26 +8,17 @@
 //   node --import tsx bench/jpeg.ts [--resolutions 320x240,640x480,1280x720] [--window 10] [--codec VP8|H264]
 
 import { execFileSync } from "node:child_process";
-import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { parseArgs } from "node:util";
 import jpeg from "jpeg-js";
-import { ApiClient } from "../src/client/api-client.ts";
 import { launchBrowser } from "../test/helpers/browser.ts";
 import { receiver, startEndpoint } from "../test/helpers/ws-endpoints.ts";
 import { sleep } from "./lib/async.ts";
-import {
-  BENCH_DIR,
-  installChildCleanup,
-  ROOT,
-  runBenchMain,
-  spawnChild,
-  stopChild,
-  waitMessage,
-} from "./lib/children.ts";
+import { benchRun, startBenchServer } from "./lib/bench-run.ts";
+import { ROOT, runBenchMain, stopChild } from "./lib/children.ts";
 import { f, renderTable } from "./lib/format.ts";
-import { fileStamp, gitInfo, machineInfo } from "./lib/system.ts";
-import { BENCH_APP, request, type ServerMessage, type ServerSnapshot } from "./protocol.ts";
+import { BENCH_APP, request, type ServerSnapshot } from "./protocol.ts";
 
 const TICKS = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
 
@@ -77,23 +68,16 @@ async function main(): Promise<void> {
   const resolutions = values.resolutions.split(",").map((r) => r.trim());
   const windowMs = Number(values.window) * 1000;
   const codec = `video/${values.codec}`;
-  installChildCleanup();
-  const stamp = fileStamp();
-  const resultsDir = join(BENCH_DIR, "results");
-  mkdirSync(resultsDir, { recursive: true });
-  const log = createWriteStream(join(resultsDir, `jpeg-${stamp}.log`));
-  const machine = machineInfo();
-  const git = gitInfo();
+  const run = benchRun("jpeg");
+  const { stamp, resultsDir, log, machine, git } = run;
   process.stdout.write(
     `JPEG egress CPU by source resolution (${codec}, ${windowMs / 1000} s windows), commit ${git.commit ?? "?"}, ` +
       `${machine.cores} × ${machine.cpuModel}, load ${machine.loadavgAtStart.map((x) => x.toFixed(2)).join(" ")}\n`,
   );
-  const server = spawnChild("server-process.ts", log, "server", []);
-  const ready = await waitMessage<ServerMessage>(server, (m) => m.type === "ready", 60_000, "server start");
-  if (ready.type !== "ready") throw new Error("unreachable");
+  const { server, api: client, url } = await startBenchServer(run);
   const snap = async () =>
     (await request<{ id: number; snapshot: ServerSnapshot }>(server, { type: "snapshot" }, 10_000)).snapshot;
-  const browser = await launchBrowser(ready.url);
+  const browser = await launchBrowser(url);
   const rows: Row[] = [];
   try {
     for (const res of resolutions) {
@@ -110,7 +94,6 @@ async function main(): Promise<void> {
       const a1 = await snap();
       const sink = await startEndpoint(() => {}, "/frames");
       const conn = sink.nextConnection();
-      const client = new ApiClient(`${ready.url}/v1`, BENCH_APP.appId, BENCH_APP.secret);
       const r = await client.raw<{
         tracks: { adapterId?: string; errorCode?: string; errorDescription?: string }[];
       }>("POST", "adapters/websocket/new", {

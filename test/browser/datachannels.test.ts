@@ -237,5 +237,39 @@ describe("browser data channels: Cloudflare's echo-datachannels flow", { timeout
     });
     assert.equal(last, "after the reply");
     assert.equal(await a.page.evaluate(() => (window as DcWindow).received!.length), 0);
+
+    // canReply toggled on: B's messages reach A (only A); toggled off: they go nowhere again.
+    const update = (canReply: boolean) =>
+      env.server.api.raw<{ dataChannels: { canReply?: boolean }[] }>(
+        "PUT",
+        `sessions/${sessionB}/datachannels/update`,
+        {
+          dataChannels: [
+            { location: "remote", sessionId: sessionA, dataChannelName: "channel-one", canReply },
+          ],
+        },
+      );
+    assert.equal((await update(true)).body.dataChannels[0].canReply, true);
+    await b.page.evaluate(() => (window as DcWindow).channel!.send("a reply"));
+    const atA = await a.page.evaluate(async () => {
+      const w = window as DcWindow;
+      while (w.received!.length < 1) await new Promise((r) => setTimeout(r, 20));
+      return w.received!;
+    });
+    assert.deepEqual(atA, ["a reply"]);
+    assert.equal((await update(false)).body.dataChannels[0].canReply, false);
+
+    // The publisher closes its channel: the subscription turns inactive.
+    const closed = await env.server.api.raw<{ dataChannels: { id?: number }[] }>(
+      "PUT",
+      `sessions/${sessionA}/datachannels/close`,
+      { dataChannels: [{ id: published.id }] },
+    );
+    assert.equal(closed.body.dataChannels[0].id, published.id);
+    const after = await env.server.api.raw<{ dataChannels: { status: string }[] }>(
+      "GET",
+      `sessions/${sessionB}`,
+    );
+    assert.equal(after.body.dataChannels[0].status, "inactive");
   });
 });
