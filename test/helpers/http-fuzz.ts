@@ -505,6 +505,73 @@ const ROUTES: readonly RouteSpec[] = [
       ]),
   },
   {
+    name: "POST datachannels/new",
+    method: "POST",
+    scope: "app",
+    path: "/sessions/{session}/datachannels/new",
+    session: "peer",
+    weight: 4,
+    body: (t, rng) => ({
+      dataChannels: [
+        rng.chance(0.5)
+          ? { location: "local", dataChannelName: trackName(rng), ordered: rng.chance(0.5) }
+          : {
+              location: "remote",
+              sessionId: t.sessions.publisher,
+              dataChannelName: trackName(rng),
+              waitForAck: rng.chance(0.3),
+              canReply: rng.chance(0.3),
+            },
+      ],
+    }),
+  },
+  {
+    name: "PUT datachannels/update",
+    method: "PUT",
+    scope: "app",
+    path: "/sessions/{session}/datachannels/update",
+    session: "peer",
+    weight: 2,
+    body: (t, rng) => ({
+      dataChannels: [
+        {
+          location: "remote",
+          sessionId: t.sessions.publisher,
+          dataChannelName: trackName(rng),
+          canReply: true,
+        },
+      ],
+    }),
+  },
+  {
+    name: "PUT datachannels/close",
+    method: "PUT",
+    scope: "app",
+    path: "/sessions/{session}/datachannels/close",
+    session: "peer",
+    weight: 2,
+    body: (_t, rng) => ({ dataChannels: [{ id: rng.int(8) }] }),
+  },
+  {
+    name: "POST datachannels/establish",
+    method: "POST",
+    scope: "app",
+    path: "/sessions/{session}/datachannels/establish",
+    session: "peer",
+    weight: 2,
+    body: (_t, rng) =>
+      rng.weighted<Json>([
+        [2, { dataChannel: { location: "remote", dataChannelName: "server-events" } }],
+        [
+          1,
+          {
+            dataChannel: { location: "remote", dataChannelName: "server-events" },
+            sessionDescription: { type: "offer", sdp: OFFER_AUDIO },
+          },
+        ],
+      ]),
+  },
+  {
     name: "POST adapters/websocket/new",
     method: "POST",
     scope: "app",
