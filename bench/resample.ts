@@ -23,7 +23,7 @@ import { parseArgs } from "node:util";
 import { decodeMulaw, encodeMulaw } from "../src/media/g711.ts";
 import { resample } from "../src/media/resample.ts";
 import { StreamResampler } from "../src/media/stream-resampler.ts";
-import { fromBytes, seededRandom, toBytes } from "../test/helpers/signals.ts";
+import { bandLimitedSpeech, dB, fitTone, fromBytes, toBytes } from "../test/helpers/signals.ts";
 import { BENCH_DIR, ROOT, runBenchMain } from "./lib/children.ts";
 import { f, renderTable } from "./lib/format.ts";
 import { fileStamp, gitInfo, machineInfo } from "./lib/system.ts";
@@ -74,31 +74,6 @@ function cpuUs(fn: () => void): number {
   return used.user + used.system;
 }
 
-/** Speech-like band-limited audio: 40 partials up to 0.45 × rate under a 60–250 ms syllable envelope. */
-function speechy(rate: number, frames: number, channels: number, seed: number): Int16Array {
-  const random = seededRandom(seed);
-  const out = new Int16Array(frames * channels);
-  for (let c = 0; c < channels; c++) {
-    const freqs = Array.from({ length: 40 }, () => 80 + random() * (0.45 * rate - 80));
-    const phases = freqs.map(() => random() * 2 * Math.PI);
-    let segmentStart = 0;
-    let segmentLength = 1;
-    let level = 0;
-    for (let i = 0; i < frames; i++) {
-      if (i - segmentStart >= segmentLength) {
-        segmentStart = i;
-        segmentLength = Math.round(rate * (0.06 + random() * 0.19));
-        level = 0.3 + random() * 0.7;
-      }
-      const env = level * (0.5 - 0.5 * Math.cos((2 * Math.PI * (i - segmentStart)) / segmentLength));
-      let v = 0;
-      for (let k = 0; k < freqs.length; k++) v += Math.sin((2 * Math.PI * freqs[k] * i) / rate + phases[k]);
-      out[i * channels + c] = Math.round((16000 * env * v) / freqs.length);
-    }
-  }
-  return out;
-}
-
 interface Segment {
   kind: "pass" | "stop";
   freq: number;
@@ -135,33 +110,6 @@ function probeSignal(rate: number, segments: Segment[], channels: number): Int16
   }
   return out;
 }
-
-/** Least-squares fit of a·cos + b·sin at `freq`; returns the amplitude and the fitted samples. */
-function fitTone(x: Float64Array, rate: number, freq: number): { amplitude: number; fitted: Float64Array } {
-  let cc = 0;
-  let ss = 0;
-  let cs = 0;
-  let xc = 0;
-  let xs = 0;
-  const w = (2 * Math.PI * freq) / rate;
-  for (let i = 0; i < x.length; i++) {
-    const co = Math.cos(w * i);
-    const si = Math.sin(w * i);
-    cc += co * co;
-    ss += si * si;
-    cs += co * si;
-    xc += x[i] * co;
-    xs += x[i] * si;
-  }
-  const det = cc * ss - cs * cs;
-  const a = (xc * ss - xs * cs) / det;
-  const b = (xs * cc - xc * cs) / det;
-  const fitted = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) fitted[i] = a * Math.cos(w * i) + b * Math.sin(w * i);
-  return { amplitude: Math.hypot(a, b), fitted };
-}
-
-const dB = (ratio: number) => 20 * Math.log10(ratio);
 
 /**
  * Ripple and alias/image rejection of `output` (at `to`, delayed by `lag` frames) for the probe built from
@@ -292,7 +240,13 @@ async function main(): Promise<number> {
       for (const channels of [1, 2]) {
         const totalFrames = Math.round((seconds * 1000) / FRAME_MS);
         const chunk = (from * FRAME_MS * channels) / 1000;
-        const audio = speechy(from, totalFrames * (chunk / channels), channels, from + to + channels);
+        const audio = bandLimitedSpeech(
+          from,
+          totalFrames * (chunk / channels),
+          channels,
+          0.45 * from,
+          from + to + channels,
+        );
         const frames = Array.from({ length: totalFrames }, (_, i) =>
           audio.subarray(i * chunk, (i + 1) * chunk),
         );
@@ -334,7 +288,7 @@ async function main(): Promise<number> {
 
   // G.711 µ-law: encode + decode of one 20 ms 8 kHz mono frame.
   const g711Frames = Math.round((seconds * 1000) / FRAME_MS);
-  const pcm = speechy(8000, g711Frames * 160, 1, 711);
+  const pcm = bandLimitedSpeech(8000, g711Frames * 160, 1, 3600, 711);
   const codes = new Uint8Array(160);
   const decoded = new Int16Array(160);
   // About a microsecond per frame: repeat the pass so a run lasts long enough for the CPU clock.

@@ -36,6 +36,11 @@ function toS16le(pcm: Int16Array): Uint8Array {
   return out;
 }
 
+/** A resampler between the two rates (on the endpoint's channel count), or none when they are equal. */
+function resamplerFor(fromRate: number, toRate: number, channels: number): StreamResampler | undefined {
+  return fromRate === toRate ? undefined : new StreamResampler({ fromRate, toRate, channels });
+}
+
 /** Endpoint frames (20 ms of the endpoint's format, as PcmFramer cuts them) → wire frames. */
 export class ToWireConverter {
   private readonly resampler: StreamResampler | undefined;
@@ -43,14 +48,7 @@ export class ToWireConverter {
 
   constructor(readonly format: AdapterAudioFormat) {
     this.identity = isWireFormat(format);
-    this.resampler =
-      format.sampleRate === SAMPLE_RATE
-        ? undefined
-        : new StreamResampler({
-            fromRate: format.sampleRate,
-            toRate: SAMPLE_RATE,
-            channels: format.channels,
-          });
+    this.resampler = resamplerFor(format.sampleRate, SAMPLE_RATE, format.channels);
   }
 
   /** One endpoint frame → one 20 ms wire frame (FRAME_VALUES interleaved stereo samples). */
@@ -74,14 +72,7 @@ export class FromWireConverter {
 
   constructor(readonly format: AdapterAudioFormat) {
     this.identity = isWireFormat(format);
-    this.resampler =
-      format.sampleRate === SAMPLE_RATE
-        ? undefined
-        : new StreamResampler({
-            fromRate: SAMPLE_RATE,
-            toRate: format.sampleRate,
-            channels: format.channels,
-          });
+    this.resampler = resamplerFor(SAMPLE_RATE, format.sampleRate, format.channels);
   }
 
   /** One wire frame → 20 ms of the endpoint's format. The result may view `pcm` (identity). */

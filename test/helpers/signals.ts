@@ -160,6 +160,80 @@ export function concatPcm(...parts: Int16Array[]): Int16Array {
   return out;
 }
 
+/**
+ * Speech-like, band-limited test audio: 40 partials per channel between 80 Hz and `maxFreq` (weights
+ * falling like 1/√f) under a syllable envelope of 60–250 ms bursts; peak about half of full scale.
+ */
+export function bandLimitedSpeech(
+  rate: number,
+  frames: number,
+  channels: number,
+  maxFreq: number,
+  seed: number,
+): Int16Array {
+  const random = seededRandom(seed);
+  const out = new Int16Array(frames * channels);
+  const partials = 40;
+  for (let c = 0; c < channels; c++) {
+    const freq = Float64Array.from({ length: partials }, () => 80 + random() * (maxFreq - 80));
+    const phase = Float64Array.from({ length: partials }, () => random() * 2 * Math.PI);
+    const weight = Float64Array.from(freq, (f) => 1 / Math.sqrt(f));
+    let norm = 0;
+    for (const w of weight) norm += w;
+    let segmentStart = 0;
+    let segmentLength = Math.round(rate * (0.06 + random() * 0.19));
+    let level = 0.3 + random() * 0.7;
+    for (let i = 0; i < frames; i++) {
+      if (i - segmentStart >= segmentLength) {
+        segmentStart = i;
+        segmentLength = Math.round(rate * (0.06 + random() * 0.19));
+        level = 0.3 + random() * 0.7;
+      }
+      const env = level * (0.55 - 0.45 * Math.cos((2 * Math.PI * (i - segmentStart)) / segmentLength));
+      let v = 0;
+      for (let k = 0; k < partials; k++)
+        v += weight[k] * Math.sin((2 * Math.PI * freq[k] * i) / rate + phase[k]);
+      out[i * channels + c] = Math.round((16000 * env * v) / norm);
+    }
+  }
+  return out;
+}
+
+/**
+ * Least-squares fit of a·cos + b·sin at `freq` to x: exact for a pure tone whatever the number of cycles in
+ * the window. Returns the fitted sinusoid's amplitude and samples (for residual = what is not the tone).
+ */
+export function fitTone(
+  x: Float64Array,
+  rate: number,
+  freq: number,
+): { amplitude: number; fitted: Float64Array } {
+  let cc = 0;
+  let ss = 0;
+  let cs = 0;
+  let xc = 0;
+  let xs = 0;
+  const w = (2 * Math.PI * freq) / rate;
+  for (let i = 0; i < x.length; i++) {
+    const co = Math.cos(w * i);
+    const si = Math.sin(w * i);
+    cc += co * co;
+    ss += si * si;
+    cs += co * si;
+    xc += x[i] * co;
+    xs += x[i] * si;
+  }
+  const det = cc * ss - cs * cs;
+  const a = (xc * ss - xs * cs) / det;
+  const b = (xs * cc - xc * cs) / det;
+  const fitted = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) fitted[i] = a * Math.cos(w * i) + b * Math.sin(w * i);
+  return { amplitude: Math.hypot(a, b), fitted };
+}
+
+/** An amplitude ratio in decibels. */
+export const dB = (ratio: number): number => 20 * Math.log10(ratio);
+
 /** s16le bytes of `pcm` (explicitly little-endian, whatever the host). */
 export function toBytes(pcm: Int16Array): Uint8Array {
   const out = new Uint8Array(pcm.length * 2);

@@ -26,8 +26,10 @@ describe("hostile twilio-dialect bots", { timeout: 60_000 }, () => {
     await srv?.close();
   });
 
-  /** A twilio adapter on the caller's track; resolves once the bot has its `start`. */
-  async function connect(): Promise<{ adapterId: string; call: TwilioBotCall }> {
+  /** A twilio adapter on the caller's track (plus `extra` item fields); resolves once the bot has its `start`. */
+  async function connect(
+    extra: Record<string, unknown> = {},
+  ): Promise<{ adapterId: string; call: TwilioBotCall; body: unknown }> {
     const next = bot.nextCall();
     const res = await srv.api.raw<{ tracks: { adapterId: string; errorCode?: string }[] }>(
       "POST",
@@ -41,6 +43,7 @@ describe("hostile twilio-dialect bots", { timeout: 60_000 }, () => {
             trackName: "caller",
             replyTrackName: "bot",
             endpoint: bot.url,
+            ...extra,
           },
         ],
       },
@@ -48,7 +51,7 @@ describe("hostile twilio-dialect bots", { timeout: 60_000 }, () => {
     assert.equal(res.status, 200, JSON.stringify(res.body));
     const call = await next;
     await call.waitUntil((m) => m.some((x) => x.event === "start"), 5000, "start");
-    return { adapterId: res.body.tracks[0].adapterId, call };
+    return { adapterId: res.body.tracks[0].adapterId, call, body: res.body };
   }
 
   // Twilio answers these with a warning (31950, 31924) and keeps the call; so do we, counting each.
@@ -78,29 +81,14 @@ describe("hostile twilio-dialect bots", { timeout: 60_000 }, () => {
 
   test("authToken signs the handshake as Twilio does (X-Twilio-Signature over the URL) and is shown nowhere", async () => {
     const token = "twilio-auth-token-0123456789abcdef";
-    const next = bot.nextCall();
-    const res = await srv.api.raw<{ tracks: { adapterId: string }[] }>("POST", "adapters/websocket/new", {
-      tracks: [
-        {
-          location: "remote",
-          dialect: "twilio",
-          sessionId: pub.sessionId,
-          trackName: "caller",
-          replyTrackName: "bot",
-          endpoint: bot.url,
-          authToken: token,
-        },
-      ],
-    });
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    await next;
+    const { adapterId, body } = await connect({ authToken: token });
     const req = bot.endpoint.requests.at(-1)!;
     // Twilio's validateRequest(authToken, signature, url, {}): base64 HMAC-SHA1 of the URL.
     const expected = createHmac("sha1", token).update(bot.url).digest("base64");
     assert.equal(req.headers["x-twilio-signature"], expected);
-    const status = await srv.api.raw("GET", `adapters/websocket/${res.body.tracks[0].adapterId}`);
+    const status = await srv.api.raw("GET", `adapters/websocket/${adapterId}`);
     assert.ok(!JSON.stringify(status.body).includes(token));
-    assert.ok(!JSON.stringify(res.body).includes(token));
+    assert.ok(!JSON.stringify(body).includes(token));
   });
 
   test("messages for another stream and unknown events are ignored; the adapter stays open", async () => {

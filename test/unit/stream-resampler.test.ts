@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { resample } from "../../src/media/resample.ts";
 import { StreamResampler } from "../../src/media/stream-resampler.ts";
-import { seededRandom } from "../helpers/signals.ts";
+import { bandLimitedSpeech, concatPcm, dB, fitTone, seededRandom } from "../helpers/signals.ts";
 
 const PAIRS: [number, number][] = [
   [8000, 48000],
@@ -29,39 +29,6 @@ function tones(rate: number, frames: number, freqs: number[], amps: number[]): I
   return out;
 }
 
-/**
- * Speech-like, band-limited test audio: 40 partials per channel between 80 Hz and `maxFreq` (weights
- * falling like 1/√f) under a syllable envelope of 60–250 ms bursts; peak about half of full scale.
- */
-function bandLimitedSpeech(rate: number, frames: number, channels: number, maxFreq: number, seed: number) {
-  const random = seededRandom(seed);
-  const out = new Int16Array(frames * channels);
-  const partials = 40;
-  for (let c = 0; c < channels; c++) {
-    const freq = Float64Array.from({ length: partials }, () => 80 + random() * (maxFreq - 80));
-    const phase = Float64Array.from({ length: partials }, () => random() * 2 * Math.PI);
-    const weight = Float64Array.from(freq, (f) => 1 / Math.sqrt(f));
-    let norm = 0;
-    for (const w of weight) norm += w;
-    let segmentStart = 0;
-    let segmentLength = Math.round(rate * (0.06 + random() * 0.19));
-    let level = 0.3 + random() * 0.7;
-    for (let i = 0; i < frames; i++) {
-      if (i - segmentStart >= segmentLength) {
-        segmentStart = i;
-        segmentLength = Math.round(rate * (0.06 + random() * 0.19));
-        level = 0.3 + random() * 0.7;
-      }
-      const env = level * (0.55 - 0.45 * Math.cos((2 * Math.PI * (i - segmentStart)) / segmentLength));
-      let v = 0;
-      for (let k = 0; k < partials; k++)
-        v += weight[k] * Math.sin((2 * Math.PI * freq[k] * i) / rate + phase[k]);
-      out[i * channels + c] = Math.round((16000 * env * v) / norm);
-    }
-  }
-  return out;
-}
-
 /** White noise, seeded, about −10 dBFS. */
 function noise(frames: number, channels: number, seed: number): Int16Array {
   const random = seededRandom(seed);
@@ -75,34 +42,6 @@ function channel(x: Int16Array, channels: number, c: number, from: number, to: n
   const out = new Float64Array(to - from);
   for (let i = from; i < to; i++) out[i - from] = x[i * channels + c] / 32767;
   return out;
-}
-
-/**
- * Least-squares fit of a·cos + b·sin at `freq` to x: exact for a pure tone whatever the number of cycles
- * in the window. Returns the fitted sinusoid's samples and its amplitude.
- */
-function fitTone(x: Float64Array, rate: number, freq: number): { amplitude: number; fitted: Float64Array } {
-  let cc = 0;
-  let ss = 0;
-  let cs = 0;
-  let xc = 0;
-  let xs = 0;
-  const w = (2 * Math.PI * freq) / rate;
-  for (let i = 0; i < x.length; i++) {
-    const co = Math.cos(w * i);
-    const si = Math.sin(w * i);
-    cc += co * co;
-    ss += si * si;
-    cs += co * si;
-    xc += x[i] * co;
-    xs += x[i] * si;
-  }
-  const det = cc * ss - cs * cs;
-  const a = (xc * ss - xs * cs) / det;
-  const b = (xs * cc - xc * cs) / det;
-  const fitted = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) fitted[i] = a * Math.cos(w * i) + b * Math.sin(w * i);
-  return { amplitude: Math.hypot(a, b), fitted };
 }
 
 /** Amplitude (fraction of full scale) of the tone at `freq` in channel c of x over frames [from, to). */
@@ -124,8 +63,6 @@ function channelRms(x: Int16Array, channels: number, c: number, from: number, to
   for (let i = from; i < to; i++) sum += x[i * channels + c] ** 2;
   return Math.sqrt(sum / (to - from)) / 32767;
 }
-
-const dB = (ratio: number) => 20 * Math.log10(ratio);
 
 /** Frequencies in [lo, hi] × base, `count` of them, evenly spaced. */
 function spread(base: number, lo: number, hi: number, count: number): number[] {
@@ -159,7 +96,7 @@ describe("StreamResampler: streaming", () => {
           );
           parts.push(out);
         }
-        assert.deepEqual(concat(parts), whole);
+        assert.deepEqual(concatPcm(...parts), whole);
 
         const random = seededRandom(7 * from + to + channels);
         const byRandom = new StreamResampler({ fromRate: from, toRate: to, channels });
@@ -176,7 +113,7 @@ describe("StreamResampler: streaming", () => {
           assert.equal(produced, Math.floor((fed * to) / from), `after ${fed} input frames`);
           randomParts.push(out);
         }
-        assert.deepEqual(concat(randomParts), whole);
+        assert.deepEqual(concatPcm(...randomParts), whole);
       });
     }
   }
@@ -394,13 +331,3 @@ describe("StreamResampler: arguments and pass-through", () => {
     assert.ok(Math.abs(dB(fitAmplitude(y, 3, 2, 48000, 2000, skip, n) / 0.25)) < 0.1);
   });
 });
-
-function concat(parts: Int16Array[]): Int16Array {
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
-}

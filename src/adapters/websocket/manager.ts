@@ -445,6 +445,7 @@ export class AdapterManager {
     const adapter = new TwilioAdapter(id, item.replyTrackName, item.endpoint.href, session, {
       ...this.ingestOptions(id),
       source,
+      reorder: this.deps.config.egressReorder,
       customParameters: item.customParameters,
       onIgnored: (what) =>
         this.deps.logger.warn(

@@ -26,6 +26,8 @@ export const TWILIO_FORMAT: AdapterAudioFormat = { encoding: "pcmu", sampleRate:
 export interface TwilioOptions extends IngestOptions {
   /** The WebRTC track the bot hears (Twilio's "inbound" track). */
   source: Track;
+  /** Reorder and conceal the source (default), or pass packets through (--no-egress-reorder, as for egress). */
+  reorder: boolean;
   /** Sent in `start.customParameters` (Twilio's <Parameter> elements). */
   customParameters: Record<string, string>;
   /** Socket buffer above which outbound media frames are dropped (default ≈ 1 s of messages). */
@@ -61,7 +63,7 @@ export class TwilioAdapter extends IngestAdapter implements TrackSink {
   /** sequenceNumber of the messages we send (Twilio counts from "1" at `start`). */
   private sequence = 0;
   private chunk = 0;
-  private readonly playout = new PlayoutDecoder({ reorder: true });
+  private readonly playout: PlayoutDecoder;
   private readonly toBot = new FromWireConverter(TWILIO_FORMAT);
   private subscription: Subscription | undefined;
   private outbound: Registration | undefined;
@@ -81,6 +83,7 @@ export class TwilioAdapter extends IngestAdapter implements TrackSink {
     private readonly twilio: TwilioOptions,
   ) {
     super(id, replyTrackName, endpoint, session, { ...twilio, format: TWILIO_FORMAT, control: "twilio" });
+    this.playout = new PlayoutDecoder({ reorder: twilio.reorder });
   }
 
   override start(ws: WebSocket, scheduler: MediaScheduler): void {

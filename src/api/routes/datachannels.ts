@@ -5,7 +5,7 @@ import type { Session } from "../../sfu/session.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
 import { DataChannelsBody, DataChannelsCloseBody, DataChannelsEstablishBody, decode } from "../schemas.ts";
-import { negotiate, requireSdp, type SessionOf } from "./sessions.ts";
+import { negotiate, requireSdp, type SessionOf } from "./session-requests.ts";
 
 // Cloudflare's data channel routes (realtime-api-2024-05-21): establish (the SCTP transport, by the peer's
 // offer or ours), new, update (canReply), close.

@@ -1,13 +1,11 @@
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type { z } from "zod";
-import { looksLikeSdp } from "../../rtc/negotiation/remote-description.ts";
 import { type LayerPreference, NoUdpPortError } from "../../rtc/peer-transport.ts";
-import { type AppLimits, QuotaExceededError } from "../../sfu/app-state.ts";
+import { QuotaExceededError } from "../../sfu/app-state.ts";
 import type { Session, TrackRequest } from "../../sfu/session.ts";
 import { ApiError } from "../errors.ts";
 import type { RouteContext } from "../http.ts";
 import {
-  countMediaSections,
   decode,
   decodeTracksRequest,
   RenegotiateBody,
@@ -18,6 +16,7 @@ import {
   TracksUpdateBody,
 } from "../schemas.ts";
 import { dataChannelRoutes } from "./datachannels.ts";
+import { negotiate, requireSdp, type SessionOf } from "./session-requests.ts";
 
 type SessionParams = { appId: string; sessionId: string };
 
@@ -42,36 +41,6 @@ function layerPreference(s: z.infer<typeof SimulcastPreference> | undefined): La
   return pref;
 }
 
-/**
- * The SDP of a request body, checked for its type and size: at most twice --max-tracks-per-session m-lines
- * (closed m-lines stay in a session's description until they are reused), counted before anything parses it.
- */
-export function requireSdp(
-  desc: { type: string; sdp: string } | undefined,
-  type: "offer" | "answer",
-  limits: AppLimits,
-): string | undefined {
-  if (!desc) return undefined;
-  if (desc.type !== type)
-    throw new ApiError(
-      "invalid_request",
-      `sessionDescription.type must be "${type}" here, got "${desc.type}"`,
-    );
-  if (!looksLikeSdp(desc.sdp))
-    throw new ApiError(
-      "invalid_request",
-      "sessionDescription.sdp is not an SDP document (expected v=0 and an m= line)",
-    );
-  const max = 2 * limits.tracksPerSession;
-  const sections = countMediaSections(desc.sdp);
-  if (sections > max)
-    throw new ApiError(
-      "invalid_request",
-      `the ${type} has ${sections} m-lines, more than a session may carry (twice --max-tracks-per-session ${limits.tracksPerSession})`,
-    );
-  return desc.sdp;
-}
-
 /** no_udp_port warnings: the first of each minute is logged, with how many were left out before it. */
 const NO_PORT_LOG_INTERVAL_MS = 60_000;
 const noPortLog = new WeakMap<RouteContext, { last: number; suppressed: number }>();
@@ -91,23 +60,6 @@ function noUdpPort(ctx: RouteContext, appId: string, err: NoUdpPortError): ApiEr
   } else state.suppressed++;
   return new ApiError("no_udp_port", err.message);
 }
-
-/** werift rejects bad SDP by throwing; clients get a 400 with its reason instead of a 500. */
-export async function negotiate<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ApiError) throw err;
-    if (err instanceof QuotaExceededError) throw new ApiError("quota_exceeded", err.message);
-    if (err instanceof NoUdpPortError) throw new ApiError("no_udp_port", err.message);
-    throw new ApiError("negotiation_error", `${what} failed: ${(err as Error).message ?? String(err)}`);
-  }
-}
-
-export type SessionOf = (
-  req: FastifyRequest,
-  negotiable?: boolean,
-) => { session: Session; limits: AppLimits };
 
 export function sessionRoutes(app: FastifyInstance, ctx: RouteContext): void {
   /**

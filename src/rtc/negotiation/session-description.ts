@@ -369,24 +369,8 @@ export class OfferDraft {
   addApplicationSection(): string {
     const existing = this.sections.find((s) => s.kind === "application" && !s.rejected);
     if (existing) return existing.mid;
-    const section: Section = {
-      mid: nextMid(this.sections),
-      kind: "application",
-      protocol: "UDP/DTLS/SCTP",
-      rejected: false,
-      createdBy: "server",
-      codecs: [],
-      extensions: [],
-      receive: false,
-      send: undefined,
-      recvRids: [],
-      remoteDirection: "sendrecv",
-      remoteSsrcs: [],
-      sctpPort: 5000,
-    };
-    const slot = this.sections.findIndex((s) => s.rejected && s.kind === "application");
-    if (slot >= 0) this.sections[slot] = section;
-    else this.sections.push(section);
+    const section = this.newSection("application", "UDP/DTLS/SCTP");
+    section.sctpPort = 5000;
     return section.mid;
   }
 
@@ -467,11 +451,12 @@ export class OfferDraft {
     };
   }
 
-  private newSection(kind: MediaKind): Section {
+  /** A new server-made m-line, in the slot of a rejected one of the same kind if there is one. */
+  private newSection(kind: MediaKind | "application", protocol = "UDP/TLS/RTP/SAVPF"): Section {
     const fresh: Section = {
       mid: nextMid(this.sections),
       kind,
-      protocol: "UDP/TLS/RTP/SAVPF",
+      protocol,
       rejected: false,
       createdBy: "server",
       codecs: [],
